@@ -1,0 +1,58 @@
+"""Database wiring: one engine per process and the schema migrations.
+
+SQLite (a file) serves a single replica; PostgreSQL serves several. The schema is the same on
+both and is owned by the Alembic migrations in ``orderflow/migrations``; table objects for
+queries live beside the code that owns them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Engine
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every replica that migrates.
+_MIGRATION_LOCK_ID = 0x6F72646572666C6F
+
+
+def normalise_url(url: str) -> str:
+    """Let operators write ``postgresql://`` and still get the psycopg 3 driver."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgres://")
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` with settings that make concurrent writers safe."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            # WAL lets readers run beside the one writer; foreign keys are off by default.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe when several replicas start at once."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,154 @@
+"""The one settings object each process reads at start-up.
+
+Every value comes from an ``ORDERFLOW_``-prefixed environment variable (or a ``.env`` file).
+The object is frozen: code below the entry point receives it, or the parts of it that it needs,
+as arguments and never reads the environment itself. Secrets are ``SecretStr`` and never
+appear in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "ORDERFLOW_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which variable and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_client_id: str = "orderflow"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    schema_registry_username: str | None = None
+    schema_registry_password: SecretStr | None = None
+
+    # Topics (defaults are the contract other teams subscribe to)
+    topic_notices: str = "shopee.order-notices"
+    topic_orders: str = "shopee.orders"
+    topic_actions: str = "shopee.order-actions"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    # Storage: one SQLite file for a single replica; PostgreSQL for several.
+    database_url: str = "sqlite:///orderflow.db"
+
+    # Shopee
+    shopee_partner_id: int | None = Field(default=None, ge=0, le=4294967295)
+    shopee_partner_key: SecretStr | None = None
+    shopee_push_key: SecretStr | None = None
+    shopee_base_url: str = "https://partner.shopeemobile.com"
+    shopee_timeout_seconds: float = Field(default=10.0, gt=0)
+    shopee_rate_limit_partner_per_second: float = Field(default=50.0, gt=0)
+    shopee_rate_limit_shop_per_second: float = Field(default=10.0, gt=0)
+    shopee_max_retries: int = Field(default=4, ge=0)
+    shopee_token_refresh_margin_seconds: int = Field(default=1800, ge=0)
+
+    # HTTP servers
+    webhook_public_url: str | None = None
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    metrics_port: int = Field(default=9400, ge=0, le=65535)
+    http_host: str = "0.0.0.0"  # noqa: S104 - a pod must be reachable on its own address
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("shopee_base_url")
+    @classmethod
+    def _base_url_is_scheme_and_host(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must start with http:// or https://, e.g. https://partner.shopeemobile.com"
+            )
+        if "/api/" in value:
+            raise ValueError(
+                "must be the scheme and host only (e.g. https://partner.shopeemobile.com); "
+                "orderflow appends the /api/v2/... paths itself"
+            )
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "kafka_security_protocol is SASL_*, so ORDERFLOW_KAFKA_SASL_MECHANISM, "
+                "ORDERFLOW_KAFKA_SASL_USERNAME and ORDERFLOW_KAFKA_SASL_PASSWORD must all be set"
+            )
+        return self
+
+    @cached_property
+    def push_key(self) -> SecretStr:
+        """The key that signs Shopee pushes: the push key if set, else the partner key."""
+        key = self.shopee_push_key or self.shopee_partner_key
+        if key is None:
+            raise ConfigError(
+                "No key to verify Shopee pushes: set ORDERFLOW_SHOPEE_PUSH_KEY (the console's "
+                "Live Push Partner Key) or ORDERFLOW_SHOPEE_PARTNER_KEY."
+            )
+        return key
+
+    def require_shopee(self) -> tuple[int, SecretStr]:
+        """The partner id and key, or a ConfigError naming the missing variable."""
+        if self.shopee_partner_id is None:
+            raise ConfigError(
+                "ORDERFLOW_SHOPEE_PARTNER_ID is not set; copy the Partner ID from the Shopee "
+                "Open Platform console (the test and live apps have different ids)."
+            )
+        if self.shopee_partner_key is None:
+            raise ConfigError(
+                "ORDERFLOW_SHOPEE_PARTNER_KEY is not set; copy the Partner Key that belongs "
+                "to ORDERFLOW_SHOPEE_PARTNER_ID from the Shopee Open Platform console."
+            )
+        return self.shopee_partner_id, self.shopee_partner_key
+
+    def require_webhook_public_url(self) -> str:
+        if not self.webhook_public_url:
+            raise ConfigError(
+                "ORDERFLOW_WEBHOOK_PUBLIC_URL is not set; it must be the callback URL exactly "
+                "as registered with Shopee (scheme, host, path, trailing slash), because the "
+                "push signature covers it."
+            )
+        return self.webhook_public_url
+
+
+def load_settings() -> Settings:
+    """Read the environment once; a bad value becomes a ConfigError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            if not error["loc"]:
+                name = "settings"
+            lines.append(f"{name}: {error['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from exc

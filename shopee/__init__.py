@@ -1,0 +1,1 @@
+"""The Shopee Open Platform (API v2) adapter: everything orderflow knows about Shopee."""
