@@ -1,0 +1,150 @@
+"""Avro records in the Confluent wire format: byte 0, a 4-byte big-endian schema id, then
+the Avro binary body.
+
+Each schema is parsed once. Encoding registers the writer schema under the topic's subject
+(once per process); decoding fetches the writer schema by the id in the frame (once per id)
+and resolves it against this codec's reader schema, which is how old readers read new data
+and new readers read old data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+import fastavro
+from pydantic import ValidationError
+
+from schemas.models import OrderAction, OrderEvent, OrderNotice, Record
+from schemas.registry import RegistryError, SchemaRegistryClient, subject_for
+
+MAGIC_BYTE = 0
+_HEADER = struct.Struct(">bI")
+
+R = TypeVar("R", bound=Record)
+
+SCHEMA_FILES: dict[type[Record], str] = {
+    OrderNotice: "order_notice.avsc",
+    OrderEvent: "order_event.avsc",
+    OrderAction: "order_action.avsc",
+}
+
+
+class RecordDecodeError(Exception):
+    """Bytes that are not a valid record of the expected type; the message says why.
+
+    A consumer treats this as poison: the record goes to the dead-letter topic.
+    """
+
+
+def load_schema(file_name: str) -> dict[str, Any]:
+    """The parsed JSON of one ``.avsc`` file shipped in ``schemas/avro``."""
+    text = resources.files("schemas").joinpath("avro", file_name).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def _brief(exc: Exception, limit: int = 300) -> str:
+    """An error's type and message, cut short: fastavro can print whole schemas."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def schema_for(model: type[Record]) -> dict[str, Any]:
+    return load_schema(SCHEMA_FILES[model])
+
+
+def frame(schema_id: int, body: bytes) -> bytes:
+    return _HEADER.pack(MAGIC_BYTE, schema_id) + body
+
+
+def unframe(data: bytes) -> tuple[int, bytes]:
+    """The schema id and Avro body of a framed record, or RecordDecodeError."""
+    if len(data) < _HEADER.size:
+        raise RecordDecodeError(
+            f"record is {len(data)} bytes; a Confluent-framed record has at least {_HEADER.size}"
+        )
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC_BYTE:
+        raise RecordDecodeError(
+            f"first byte is {data[0]:#04x}, not the Confluent magic byte 0x00: "
+            "not written by a schema-registry-aware producer"
+        )
+    return schema_id, data[_HEADER.size :]
+
+
+class AvroCodec(Generic[R]):
+    """Encode and decode one record type for one topic. Thread-safe."""
+
+    def __init__(self, model: type[R], topic: str, registry: SchemaRegistryClient) -> None:
+        self.model = model
+        self.topic = topic
+        self.subject = subject_for(topic)
+        self.schema = schema_for(model)
+        self._parsed = fastavro.parse_schema(self.schema, named_schemas={})
+        self._registry = registry
+        self._schema_id: int | None = None
+        self._writers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def schema_id(self) -> int:
+        """This codec's writer schema id, registering the schema on first use."""
+        if self._schema_id is None:
+            self._schema_id = self._registry.register(self.subject, self.schema)
+        return self._schema_id
+
+    def encode(self, record: R) -> bytes:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self._parsed, record.to_avro())
+        return frame(self.schema_id, buffer.getvalue())
+
+    def decode(self, data: bytes) -> R:
+        """The record in ``data``; RecordDecodeError if it is not one, RegistryError if the
+        registry could not be asked (a transient problem, not the record's fault)."""
+        schema_id, body = unframe(data)
+        writer = self._writer_schema(schema_id)
+        buffer = io.BytesIO(body)
+        try:
+            raw = fastavro.schemaless_reader(buffer, writer, self._parsed)
+        except Exception as exc:
+            raise RecordDecodeError(
+                f"Avro body does not match schema id {schema_id} for {self.model.__name__}: "
+                f"{_brief(exc)}"
+            ) from exc
+        if buffer.tell() != len(body):
+            raise RecordDecodeError(
+                f"{len(body) - buffer.tell()} bytes left over after the {self.model.__name__} "
+                f"record (schema id {schema_id}): the body is not one Avro record"
+            )
+        try:
+            return self.model.model_validate(raw)
+        except ValidationError as exc:
+            raise RecordDecodeError(
+                f"decoded {self.model.__name__} is invalid: {_brief(exc)}"
+            ) from exc
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        with self._lock:
+            cached = self._writers.get(schema_id)
+        if cached is not None:
+            return cached
+        try:
+            text = self._registry.schema_by_id(schema_id)
+        except RegistryError as exc:
+            if "404" in str(exc):
+                raise RecordDecodeError(
+                    f"schema id {schema_id} is unknown to the registry"
+                ) from exc
+            raise
+        try:
+            parsed = fastavro.parse_schema(json.loads(text), named_schemas={})
+        except Exception as exc:
+            raise RecordDecodeError(f"schema id {schema_id} is not a usable Avro schema") from exc
+        with self._lock:
+            self._writers[schema_id] = parsed
+        return parsed
