@@ -20,7 +20,7 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.models import OrderAction, OrderEvent, OrderNotice, Record
-from schemas.registry import RegistryError, SchemaRegistryClient, subject_for
+from schemas.registry import NotFoundError, SchemaRegistry, subject_for
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -80,7 +80,7 @@ def unframe(data: bytes) -> tuple[int, bytes]:
 class AvroCodec(Generic[R]):
     """Encode and decode one record type for one topic. Thread-safe."""
 
-    def __init__(self, model: type[R], topic: str, registry: SchemaRegistryClient) -> None:
+    def __init__(self, model: type[R], topic: str, registry: SchemaRegistry) -> None:
         self.model = model
         self.topic = topic
         self.subject = subject_for(topic)
@@ -135,12 +135,8 @@ class AvroCodec(Generic[R]):
             return cached
         try:
             text = self._registry.schema_by_id(schema_id)
-        except RegistryError as exc:
-            if "404" in str(exc):
-                raise RecordDecodeError(
-                    f"schema id {schema_id} is unknown to the registry"
-                ) from exc
-            raise
+        except NotFoundError as exc:
+            raise RecordDecodeError(f"schema id {schema_id} is unknown to the registry") from exc
         try:
             parsed = fastavro.parse_schema(json.loads(text), named_schemas={})
         except Exception as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -22,6 +22,10 @@ _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 class RegistryError(Exception):
     """The registry refused a request or could not be reached."""
+
+
+class NotFoundError(RegistryError):
+    """The registry has no such schema id, subject or version."""
 
 
 class IncompatibleSchemaError(RegistryError):
@@ -37,6 +41,44 @@ def canonical(schema: dict[str, Any] | str) -> str:
     """A stable text form of a schema, so equal schemas register (and cache) as equal."""
     parsed = json.loads(schema) if isinstance(schema, str) else schema
     return json.dumps(parsed, sort_keys=True, separators=(",", ":"))
+
+
+class SchemaRegistry(Protocol):
+    """What the codec needs from a registry; the real client and the in-memory twin both fit."""
+
+    def register(self, subject: str, schema: dict[str, Any] | str) -> int: ...
+
+    def schema_by_id(self, schema_id: int) -> str: ...
+
+
+class InMemorySchemaRegistry:
+    """The registry's twin for unit tests: same ids for same schemas, 404-style errors for
+    unknown ids. Does not enforce compatibility rules."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[str, int] = {}
+        self._subjects: dict[str, list[int]] = {}
+
+    def register(self, subject: str, schema: dict[str, Any] | str) -> int:
+        text = canonical(schema)
+        with self._lock:
+            schema_id = self._ids.setdefault(text, len(self._ids) + 1)
+            versions = self._subjects.setdefault(subject, [])
+            if schema_id not in versions:
+                versions.append(schema_id)
+            return schema_id
+
+    def schema_by_id(self, schema_id: int) -> str:
+        with self._lock:
+            for text, known in self._ids.items():
+                if known == schema_id:
+                    return text
+        raise NotFoundError(f"GET /schemas/ids/{schema_id} answered 404: schema not found")
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return sorted(self._subjects)
 
 
 class SchemaRegistryClient:
@@ -82,6 +124,8 @@ class SchemaRegistryClient:
             raise RegistryError(
                 f"schema registry unreachable at {self._http.base_url}: {exc}"
             ) from exc
+        if response.status_code == 404:
+            raise NotFoundError(f"{method} {path} answered 404: {response.text}")
         if response.status_code == 409:
             raise IncompatibleSchemaError(f"{method} {path}: {response.text}")
         if response.status_code >= 400:
@@ -130,10 +174,8 @@ class SchemaRegistryClient:
                 f"/compatibility/subjects/{subject}/versions/latest",
                 {"schema": canonical(schema), "schemaType": "AVRO"},
             )
-        except RegistryError as exc:
-            if "404" in str(exc):  # no versions yet: anything is compatible
-                return True
-            raise
+        except NotFoundError:
+            return True  # no versions yet: anything is compatible
         return bool(answer.get("is_compatible"))
 
     def subjects(self) -> list[str]:

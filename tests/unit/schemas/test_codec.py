@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import io
+import struct
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import AvroCodec, RecordDecodeError, frame, schema_for, unframe
+from schemas.models import OrderAction, OrderEvent, OrderLine, OrderNotice, Record
+from schemas.registry import InMemorySchemaRegistry
+from tests.unit.schemas.strategies import actions, events, notices
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def codec_for(model: type[Record]) -> AvroCodec:  # type: ignore[type-arg]
+    return AvroCodec(model, "shopee.test", InMemorySchemaRegistry())
+
+
+@pytest.mark.parametrize(
+    ("model", "strategy"),
+    [(OrderNotice, notices), (OrderEvent, events), (OrderAction, actions)],
+    ids=["OrderNotice", "OrderEvent", "OrderAction"],
+)
+def test_every_record_type_survives_a_round_trip(model: type[Record], strategy: st.SearchStrategy[Record]) -> None:
+    codec = codec_for(model)
+
+    @settings(max_examples=150, deadline=None)
+    @given(strategy)
+    def round_trip(record: Record) -> None:
+        assert codec.decode(codec.encode(record)) == record
+
+    round_trip()
+
+
+def event(**overrides: object) -> OrderEvent:
+    fields: dict[str, object] = {
+        "event_id": "e1",
+        "shop_id": 727720655,
+        "order_sn": "220810QSK8S7BX",
+        "region": "SG",
+        "currency": "SGD",
+        "status": "READY_TO_SHIP",
+        "create_time": NOW,
+        "update_time": NOW,
+        "source": "push",
+        "emitted_at": NOW,
+    }
+    fields.update(overrides)
+    return OrderEvent.model_validate(fields)
+
+
+def test_frame_is_magic_byte_then_big_endian_schema_id() -> None:
+    codec = codec_for(OrderEvent)
+    data = codec.encode(event())
+    assert data[0] == 0
+    assert struct.unpack(">I", data[1:5])[0] == codec.schema_id
+    assert unframe(data) == (codec.schema_id, data[5:])
+
+
+def test_int64_ids_and_decimal_amounts_keep_their_value() -> None:
+    codec = codec_for(OrderEvent)
+    original = event(
+        total_amount=Decimal("32119"),
+        items=(
+            OrderLine(
+                item_id=23620853561,
+                model_id=221404189791,
+                quantity=1,
+                original_price=Decimal("300000"),
+                discounted_price=Decimal("12.3456"),
+            ),
+        ),
+    )
+    decoded = codec.decode(codec.encode(original))
+    assert decoded.items[0].item_id == 23620853561
+    assert decoded.items[0].discounted_price == Decimal("12.3456")
+    assert decoded.total_amount == Decimal("32119")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "at least 5"),
+        (b"\x00\x00\x01", "at least 5"),
+        (b'{"json": true}', "magic byte"),
+        (frame(999, b"\x02"), "unknown to the registry"),
+    ],
+    ids=["empty", "short", "json", "unknown-schema-id"],
+)
+def test_bytes_that_are_not_a_record_raise_the_typed_error(data: bytes, reason: str) -> None:
+    codec = codec_for(OrderEvent)
+    codec.encode(event())  # registers the schema so id 1 exists
+    with pytest.raises(RecordDecodeError, match=reason):
+        codec.decode(data)
+
+
+def test_truncated_and_padded_bodies_raise_the_typed_error() -> None:
+    codec = codec_for(OrderEvent)
+    data = codec.encode(event())
+    with pytest.raises(RecordDecodeError, match="does not match schema"):
+        codec.decode(data[:-4])
+    with pytest.raises(RecordDecodeError, match="left over"):
+        codec.decode(data + b"\x00\x00")
+
+
+def test_a_record_of_another_type_raises_the_typed_error() -> None:
+    registry = InMemorySchemaRegistry()
+    notice_codec = AvroCodec(OrderNotice, "t", registry)
+    event_codec = AvroCodec(OrderEvent, "t", registry)
+    notice = OrderNotice(
+        event_id="n1", shop_id=1, order_sn="A", source="poll", received_at=NOW
+    )
+    with pytest.raises(RecordDecodeError):
+        event_codec.decode(notice_codec.encode(notice))
+
+
+def test_decoded_values_that_break_the_model_raise_the_typed_error() -> None:
+    """A writer that bypassed the model (another team's producer) can still be refused."""
+    registry = InMemorySchemaRegistry()
+    codec = AvroCodec(OrderAction, "t", registry)
+    raw = OrderAction(
+        action_id="a", shop_id=1, order_sn="A", consumer="c", kind="k", outcome="applied",
+        occurred_at=NOW,
+    ).to_avro() | {"outcome": "exploded"}
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema_for(OrderAction)), raw)
+    with pytest.raises(RecordDecodeError, match="invalid"):
+        codec.decode(frame(codec.schema_id, buffer.getvalue()))
+
+
+def test_same_schema_registers_once() -> None:
+    registry = InMemorySchemaRegistry()
+    first = AvroCodec(OrderEvent, "a", registry).schema_id
+    assert AvroCodec(OrderEvent, "b", registry).schema_id == first
+    assert AvroCodec(OrderNotice, "a", registry).schema_id != first
