@@ -60,7 +60,9 @@ def find_or_start() -> Stack:
     registry = os.environ.get("ORDERFLOW_SCHEMA_REGISTRY_URL")
     if bootstrap and registry and _answers(bootstrap, registry):
         database = os.environ.get("ORDERFLOW_DATABASE_URL", "")
-        return Stack(bootstrap, registry, database if database.startswith("postgres") else None, None)
+        return Stack(
+            bootstrap, registry, database if database.startswith("postgres") else None, None
+        )
     stack_dir = Path(tempfile.mkdtemp(prefix="orderflow-stack-"))
     env = os.environ | {
         "STACK_DIR": str(stack_dir),

@@ -18,13 +18,20 @@ from tests.integration.stack import STACK_SCRIPT, free_port
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(STACK_SCRIPT), *args], env=env, capture_output=True, text=True, timeout=240, check=False
+        [str(STACK_SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
 
 
 def our_processes(stack_dir: Path) -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
-    return [line for line in ps.stdout.splitlines() if str(stack_dir) in line and "ps -eo" not in line]
+    return [
+        line for line in ps.stdout.splitlines() if str(stack_dir) in line and "ps -eo" not in line
+    ]
 
 
 def test_up_twice_is_safe_and_down_stops_everything() -> None:

@@ -21,8 +21,12 @@ NOW = datetime(2026, 11, 26, 9, 30, 15, 123000, tzinfo=UTC)
 def sample_event(order_sn: str) -> OrderEvent:
     return OrderEvent(
         event_id=make_event_id(
-            marketplace="shopee", shop_id=727720655, order_sn=order_sn, status="PROCESSED",
-            update_time=NOW, source="push",
+            marketplace="shopee",
+            shop_id=727720655,
+            order_sn=order_sn,
+            status="PROCESSED",
+            update_time=NOW,
+            source="push",
         ),
         shop_id=727720655,
         order_sn=order_sn,
@@ -37,13 +41,19 @@ def sample_event(order_sn: str) -> OrderEvent:
         total_amount=Decimal("32119"),
         items=(
             OrderLine(
-                item_id=23620853561, model_id=221404189791, item_name="Kem", model_sku="QAZ-05",
-                quantity=1, original_price=Decimal("300000"), discounted_price=Decimal("48000"),
+                item_id=23620853561,
+                model_id=221404189791,
+                item_name="Kem",
+                model_sku="QAZ-05",
+                quantity=1,
+                original_price=Decimal("300000"),
+                discounted_price=Decimal("48000"),
             ),
         ),
         packages=(
             Package(
-                package_number="OFG166300791210964", tracking_number="SPXVN123",
+                package_number="OFG166300791210964",
+                tracking_number="SPXVN123",
                 items=(PackageLine(item_id=23620853561, model_id=221404189791, quantity=1),),
             ),
         ),
@@ -80,7 +90,11 @@ def test_an_order_event_decodes_equal_in_another_consumer_group(
         producer.send_many(
             topic,
             [
-                (order_key(e.shop_id, e.order_sn), writer_codec.encode(e), [("event_id", e.event_id.encode())])
+                (
+                    order_key(e.shop_id, e.order_sn),
+                    writer_codec.encode(e),
+                    [("event_id", e.event_id.encode())],
+                )
                 for e in events
             ],
         )
@@ -134,7 +148,9 @@ def test_committed_offsets_are_where_a_new_member_resumes(
     producer = Producer(settings, metrics)
     try:
         # One key, so all records share a partition and their order.
-        producer.send_many(topic, [(b"k", codec.encode(sample_event(f"S{i}")), []) for i in range(4)])
+        producer.send_many(
+            topic, [(b"k", codec.encode(sample_event(f"S{i}")), []) for i in range(4)]
+        )
     finally:
         producer.close()
     group = f"resume-{unique}"

@@ -46,7 +46,10 @@ def test_an_unknown_id_is_not_found(any_registry: SchemaRegistry) -> None:
 
 
 def test_a_fresh_client_gets_the_same_id_from_the_real_registry(stack: Stack, unique: str) -> None:
-    with SchemaRegistryClient(stack.registry_url) as one, SchemaRegistryClient(stack.registry_url) as two:
+    with (
+        SchemaRegistryClient(stack.registry_url) as one,
+        SchemaRegistryClient(stack.registry_url) as two,
+    ):
         assert one.register(f"{unique}-value", schema_for(OrderEvent)) == two.register(
             f"{unique}-value", schema_for(OrderEvent)
         )

@@ -70,7 +70,9 @@ packages = st.builds(
     logistics_status=optional_text,
     shipping_carrier=optional_text,
     tracking_number=optional_text,
-    items=st.lists(st.builds(PackageLine, item_id=ids, model_id=ids, quantity=ints), max_size=3).map(tuple),
+    items=st.lists(
+        st.builds(PackageLine, item_id=ids, model_id=ids, quantity=ints), max_size=3
+    ).map(tuple),
 )
 
 events = st.builds(
@@ -114,7 +116,8 @@ actions = st.builds(
     consumer=text,
     kind=text,
     lines=st.lists(
-        st.builds(ActionLine, item_id=ids, model_id=ids, sku=optional_text, quantity=ints), max_size=4
+        st.builds(ActionLine, item_id=ids, model_id=ids, sku=optional_text, quantity=ints),
+        max_size=4,
     ).map(tuple),
     outcome=st.sampled_from(["applied", "skipped", "dry_run", "rejected", "failed"]),
     error=optional_text,

@@ -27,7 +27,9 @@ def codec_for(model: type[Record]) -> AvroCodec:  # type: ignore[type-arg]
     [(OrderNotice, notices), (OrderEvent, events), (OrderAction, actions)],
     ids=["OrderNotice", "OrderEvent", "OrderAction"],
 )
-def test_every_record_type_survives_a_round_trip(model: type[Record], strategy: st.SearchStrategy[Record]) -> None:
+def test_every_record_type_survives_a_round_trip(
+    model: type[Record], strategy: st.SearchStrategy[Record]
+) -> None:
     codec = codec_for(model)
 
     @settings(max_examples=150, deadline=None)
@@ -113,9 +115,7 @@ def test_a_record_of_another_type_raises_the_typed_error() -> None:
     registry = InMemorySchemaRegistry()
     notice_codec = AvroCodec(OrderNotice, "t", registry)
     event_codec = AvroCodec(OrderEvent, "t", registry)
-    notice = OrderNotice(
-        event_id="n1", shop_id=1, order_sn="A", source="poll", received_at=NOW
-    )
+    notice = OrderNotice(event_id="n1", shop_id=1, order_sn="A", source="poll", received_at=NOW)
     with pytest.raises(RecordDecodeError):
         event_codec.decode(notice_codec.encode(notice))
 
@@ -125,7 +125,12 @@ def test_decoded_values_that_break_the_model_raise_the_typed_error() -> None:
     registry = InMemorySchemaRegistry()
     codec = AvroCodec(OrderAction, "t", registry)
     raw = OrderAction(
-        action_id="a", shop_id=1, order_sn="A", consumer="c", kind="k", outcome="applied",
+        action_id="a",
+        shop_id=1,
+        order_sn="A",
+        consumer="c",
+        kind="k",
+        outcome="applied",
         occurred_at=NOW,
     ).to_avro() | {"outcome": "exploded"}
     buffer = io.BytesIO()

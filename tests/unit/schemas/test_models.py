@@ -114,7 +114,9 @@ def test_timestamps_are_utc_and_cut_to_milliseconds() -> None:
 
 def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(ValidationError, match="timezone-aware"):
-        OrderNotice(event_id="e", shop_id=1, order_sn="A", source="push", received_at=datetime(2026, 1, 1))
+        OrderNotice(
+            event_id="e", shop_id=1, order_sn="A", source="push", received_at=datetime(2026, 1, 1)
+        )
 
 
 @pytest.mark.parametrize("amount", ["0.00001", "100000000000000", "NaN"])
@@ -122,20 +124,40 @@ def test_amounts_outside_decimal_18_4_are_refused(amount: str) -> None:
     now = datetime.now(UTC)
     with pytest.raises(ValidationError):
         OrderEvent(
-            event_id="e", shop_id=1, order_sn="A", region="SG", currency="SGD", status="S",
-            create_time=now, update_time=now, source="push", emitted_at=now,
+            event_id="e",
+            shop_id=1,
+            order_sn="A",
+            region="SG",
+            currency="SGD",
+            status="S",
+            create_time=now,
+            update_time=now,
+            source="push",
+            emitted_at=now,
             total_amount=Decimal(amount),
         )
 
 
 def test_event_ids_are_deterministic_and_distinguish_every_input() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    base = {"marketplace": "shopee", "shop_id": 1, "order_sn": "A", "status": "READY_TO_SHIP", "update_time": t, "source": "push"}
+    base = {
+        "marketplace": "shopee",
+        "shop_id": 1,
+        "order_sn": "A",
+        "status": "READY_TO_SHIP",
+        "update_time": t,
+        "source": "push",
+    }
     first = make_event_id(**base)  # type: ignore[arg-type]
     assert make_event_id(**base) == first  # type: ignore[arg-type]
     variations = [
-        {"shop_id": 2}, {"order_sn": "B"}, {"status": "SHIPPED"}, {"status": None},
-        {"update_time": t + timedelta(seconds=1)}, {"update_time": None}, {"source": "poll"},
+        {"shop_id": 2},
+        {"order_sn": "B"},
+        {"status": "SHIPPED"},
+        {"status": None},
+        {"update_time": t + timedelta(seconds=1)},
+        {"update_time": None},
+        {"source": "poll"},
         {"marketplace": "tiktok_shop"},
     ]
     ids = {make_event_id(**(base | change)) for change in variations}  # type: ignore[arg-type]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from orderflow.cli import _COMMANDS, cli
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in _COMMANDS:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", sorted(_COMMANDS))
+def test_every_command_has_help(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_the_console_script_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from orderflow.cli import main; main()", "topics", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "register" in done.stdout
+
+
+def test_a_configuration_error_is_one_clear_line(clean_env: pytest.MonkeyPatch) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from orderflow.cli import main; main()", "topics"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"ORDERFLOW_TOPIC_PARTITIONS": "zero", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert "configuration error" in done.stderr and "ORDERFLOW_TOPIC_PARTITIONS" in done.stderr
+    assert "Traceback" not in done.stderr
