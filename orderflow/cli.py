@@ -16,6 +16,9 @@ from orderflow.settings import ConfigError
 _COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `orderflow --help`)
     "topics": ("orderflow.topics:topics_command", "Create the topics and register the schemas."),
+    "auth": ("shopee.cli:auth", "Authorise Shopee shops (link, code exchange) and show tokens."),
+    "sandbox": ("shopee.sandbox.cli:sandbox", "Run the Shopee Open Platform simulator."),
+    "orders": ("shopee.cli:orders", "List a shop's Shopee orders over any time range."),
 }
 
 

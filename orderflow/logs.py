@@ -41,3 +41,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # kafka-python is chatty at INFO (every connection and rebalance step).
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # httpx logs each request URL at INFO, and Shopee URLs carry access_token and sign.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     shopee_rate_limit_shop_per_second: float = Field(default=10.0, gt=0)
     shopee_max_retries: int = Field(default=4, ge=0)
     shopee_token_refresh_margin_seconds: int = Field(default=1800, ge=0)
+    # get_order_list windows: Shopee allows 15 days and does not say whether exactly 15 passes.
+    shopee_order_list_window_seconds: int = Field(default=14 * 86400, gt=0, le=15 * 86400)
 
     # HTTP servers
     webhook_public_url: str | None = None

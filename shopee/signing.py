@@ -64,7 +64,9 @@ def sign_push(push_key: str | bytes, callback_url: str, raw_body: bytes) -> str:
     return _hmac_hex(push_key, callback_url.encode() + b"|" + raw_body)
 
 
-def verify_push(push_key: str | bytes, callback_url: str, raw_body: bytes, authorization: str) -> bool:
+def verify_push(
+    push_key: str | bytes, callback_url: str, raw_body: bytes, authorization: str
+) -> bool:
     """True when ``authorization`` is the push signature; compared in constant time."""
     expected = sign_push(push_key, callback_url, raw_body)
     return hmac.compare_digest(expected, authorization.strip().lower())

@@ -27,3 +27,14 @@ def test_json_lines_carry_extras_and_tracebacks() -> None:
     assert line["message"] == "failed x" and line["level"] == "ERROR"
     assert line["shop_id"] == 7
     assert "ValueError: boom" in line["exception"]
+
+
+def test_request_urls_with_tokens_are_not_logged_at_info() -> None:
+    from orderflow.logs import configure_logging
+
+    configure_logging("DEBUG")
+    try:
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("kafka").isEnabledFor(logging.INFO)
+    finally:
+        configure_logging("WARNING")
