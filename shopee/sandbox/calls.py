@@ -16,7 +16,8 @@ class RecordedCall:
 
     ``api`` is the dotted name (``order.get_order_detail``); ``error`` is the envelope's
     ``error`` ("" on success), or ``http_500``/``http_502`` for an injected transport error;
-    ``fault`` names the injected fault, if any, that produced the answer.
+    ``fault`` names the injected fault that produced the answer (a ``FaultKind``, or
+    ``rate_limit`` when the configured rate limit refused the request), else None.
     """
 
     seq: int

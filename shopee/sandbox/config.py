@@ -138,6 +138,8 @@ class SandboxConfig(BaseModel):
     # Push codes the app subscribes to; codes 1/2 (shop (de)authorization) are partner-level.
     push_codes: frozenset[int] = frozenset({3, 4})
     push_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Pushes POSTed at the same time; 1 delivers one by one in due order.
+    push_delivery_concurrency: int = Field(default=8, ge=1)
     # Delays after each failed attempt, before time_factor; after the last, the push is lost.
     push_retry_schedule_seconds: tuple[float, ...] = (300.0, 1800.0, 10800.0)
     lost_push_retention_seconds: int = Field(default=3 * 86400, gt=0)

@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -402,7 +403,15 @@ class HttpPushSender:
     def __init__(self, push_key: str, timeout_seconds: float) -> None:
         self._push_key = push_key
         self._timeout = timeout_seconds
-        self._client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+        # Opened on first use, so a sandbox that never runs holds no connection pool.
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._timeout, follow_redirects=False)
+            return self._client
 
     def __call__(self, message: PushMessage, url: str | None) -> AttemptResult:
         return self.post(message.body, url)
@@ -414,8 +423,9 @@ class HttpPushSender:
         headers = {"Authorization": authorization, "Content-Type": "application/json"}
         started = time.monotonic()
         try:
-            response = self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+            response = self._http().post(url, content=body, headers=headers)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # Whatever the URL or the network does, it is a failed attempt, never a dead worker.
             return AttemptResult(False, url, None, f"{type(exc).__name__}: {exc}", authorization)
         elapsed = time.monotonic() - started
         status = response.status_code
@@ -431,14 +441,28 @@ class HttpPushSender:
         return AttemptResult(True, url, status, "delivered", authorization)
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
 
 class PushWorker:
-    """A background thread that delivers due pushes; emission never waits for it."""
+    """A background thread that hands due deliveries to a pool of senders.
+
+    Emission never waits for delivery. Up to ``concurrency`` POSTs run at once, like Shopee's
+    parallel senders, so one slow callback does not hold back every other push; with 1 the
+    deliveries happen one by one in due order.
+    """
 
     def __init__(
-        self, outbox: PushOutbox, sender: Sender, clock: Clock, poll_interval: float = 0.05
+        self,
+        outbox: PushOutbox,
+        sender: Sender,
+        clock: Clock,
+        *,
+        concurrency: int = 8,
+        poll_interval: float = 0.05,
     ) -> None:
         self._outbox = outbox
         self._sender = sender
@@ -446,20 +470,28 @@ class PushWorker:
         # Re-read the clock at least this often, so a ManualClock moved by a test is noticed.
         self._poll_interval = poll_interval
         self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sandbox-push")
         self._thread = threading.Thread(target=self._run, name="sandbox-push-worker", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop scheduling; deliveries already being POSTed finish (each within its timeout)."""
         self._stopping.set()
         self._outbox.wake()
         if self._thread.ident is not None:
             self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        result = self._sender(delivery.message, self._outbox.callback_url)
+        self._outbox.finish(delivery.delivery_id, result, self._clock.now())
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._outbox.run_due(self._clock.now, self._sender)
+            for delivery in self._outbox.take_due(self._clock.now()):
+                self._pool.submit(self._deliver, delivery)
             next_due = self._outbox.next_due()
             wait = self._poll_interval
             if next_due is not None:

@@ -109,7 +109,8 @@ def _item_list(order: Order) -> list[dict[str, Any]]:
 
 
 def _package_list(order: Order) -> list[dict[str, Any]]:
-    if order.status == UNPAID or (order.status == CANCELLED and order.pay_time is None):
+    # A package exists once the order was confirmed (paid, or COD); never for unpaid orders.
+    if all(status in (UNPAID, CANCELLED) for _, status in order.history):
         return []
     package = order.package
     return [

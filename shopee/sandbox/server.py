@@ -75,7 +75,12 @@ class SandboxServer:
         self._sender = HttpPushSender(config.effective_push_key, config.push_timeout_seconds)
         self.traffic = TrafficRunner(self.state)
         self.app = create_app(self.state, self.traffic, self._sender)
-        self._push_worker = PushWorker(self.state.pushes, self._sender, self.state.clock)
+        self._push_worker = PushWorker(
+            self.state.pushes,
+            self._sender,
+            self.state.clock,
+            concurrency=config.push_delivery_concurrency,
+        )
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -110,7 +110,23 @@ class StockUpdateResult:
 
 
 class SandboxState:
-    """Everything the simulated Shopee knows, behind one re-entrant lock."""
+    """Everything the simulated Shopee knows, behind one re-entrant lock.
+
+    * shops and authorisation: :meth:`add_shop`, :meth:`authorize` (returns a code),
+      :meth:`deauthorize`, :meth:`expire_access_tokens`, :meth:`expire_refresh_tokens`;
+    * catalogue: :meth:`add_item`, :meth:`stock`, :meth:`set_stock`, :meth:`items`;
+    * orders: :meth:`create_order`, :meth:`order`, :meth:`orders`, and the lifecycle steps
+      :meth:`pay`, :meth:`ship` (arrange shipment -> PROCESSED), :meth:`pickup` (-> SHIPPED),
+      :meth:`retry_ship`, :meth:`deliver`, :meth:`complete`, :meth:`to_return`,
+      :meth:`buyer_cancel`, :meth:`system_cancel`, or :meth:`advance` to a target status;
+    * what the seller does through the API: :meth:`seller_cancel`,
+      :meth:`handle_buyer_cancellation`, :meth:`update_stock`;
+    * runtime settings: :meth:`set_faults`, :meth:`set_callback_url`;
+    * records: :attr:`pushes` (emitted pushes, deliveries, lost store), :attr:`call_log`.
+
+    Snapshots returned (``Order``, ``Item``, ``Shop``) are copies; change the world only
+    through these methods.
+    """
 
     def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None) -> None:
         self._config = config if config is not None else SandboxConfig()

@@ -94,7 +94,7 @@ class TokenStore:
         grace_end = now + self._config.old_access_token_grace_seconds
         for access in self._access.values():
             if access.shop_id == shop_id:
-                access.expires_at = min(access.expires_at, now)
+                access.expires_at = min(access.expires_at, grace_end)
         for refresh in self._refresh.values():
             if refresh.shop_id == shop_id:
                 refresh.used = True

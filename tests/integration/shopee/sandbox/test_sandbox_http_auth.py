@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,7 +15,7 @@ from tests.integration.shopee.sandbox.support import MakeSandbox, ShopeeCaller
 ORDER_LIST = "/api/v2/order/get_order_list"
 
 
-def list_params(caller: ShopeeCaller) -> dict[str, object]:
+def list_params(caller: ShopeeCaller) -> dict[str, Any]:
     now = caller.now()
     return {
         "time_range_field": "update_time",

@@ -244,3 +244,17 @@ def test_verification_push_and_push_config(
     ).json()
     assert refused["error"] != ""
     assert sandbox.state.callback_url == receiver.url
+
+
+def test_a_slow_callback_does_not_hold_back_other_pushes(
+    make_sandbox: MakeSandbox, receiver: PushReceiver
+) -> None:
+    receiver.mode, receiver.delay = "slow", 0.5
+    sandbox = make_sandbox(callback_url=receiver.url, push_timeout_seconds=2)
+    shop_id = sandbox.state.add_shop()
+    item_id = sandbox.state.add_item(shop_id)
+    for _ in range(5):
+        sandbox.state.create_order(shop_id, [(item_id, 0, 1)])
+    # One by one, the fifth would arrive after four half-second answers.
+    wait_until(lambda: len(receiver.received) == 5, timeout=0.4)
+    wait_until(lambda: sandbox.pushes.summary()["delivered"] == 5)

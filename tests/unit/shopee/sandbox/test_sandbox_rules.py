@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shopee.sandbox.config import FaultKind
 from shopee.sandbox.errors import InvalidTransition, ShopeeApiError, http_status_for
 from shopee.sandbox.faults import api_name, error_rate_for, pick_fault, window_allows
 from shopee.sandbox.pushes import retry_delay
@@ -136,7 +137,7 @@ def test_error_rates_match_the_most_specific_key() -> None:
 
 
 def test_pick_fault() -> None:
-    kinds = ("error_server", "http_502")
+    kinds: tuple[FaultKind, ...] = ("error_server", "http_502")
     assert pick_fault(0.5, kinds, roll=0.5, choice=0.0) is None
     assert pick_fault(0.5, kinds, roll=0.49, choice=0.0) == "error_server"
     assert pick_fault(0.5, kinds, roll=0.49, choice=0.99) == "http_502"
