@@ -61,7 +61,8 @@ MAX_DETAIL_BATCH = 50
 MAX_STOCK_MODELS = 50
 
 # get_order_detail returns only a handful of fields unless asked; these are what an order
-# event carries (items, amounts, cancellation, packages and tracking, payment).
+# event carries (items, amounts, cancellation, packages and tracking, payment). Buyer PII
+# (username, address, notes, invoice data) is never requested: events carry ids only.
 DETAIL_FIELDS: tuple[str, ...] = (
     "item_list",
     "total_amount",
@@ -73,19 +74,14 @@ DETAIL_FIELDS: tuple[str, ...] = (
     "shipping_carrier",
     "payment_method",
     "buyer_user_id",
-    "buyer_username",
-    "recipient_address",
     "estimated_shipping_fee",
     "actual_shipping_fee",
     "actual_shipping_fee_confirmed",
-    "note",
-    "note_update_time",
     "split_up",
     "fulfillment_flag",
     "pickup_done_time",
     "order_chargeable_weight_gram",
     "return_request_due_date",
-    "invoice_data",
 )
 
 M = TypeVar("M", bound=BaseModel)

@@ -2,8 +2,8 @@
 
 The token-store tests run on SQLite always and on PostgreSQL when one answers:
 ``ORDERFLOW_TEST_POSTGRES_URL``, else a PostgreSQL ``ORDERFLOW_DATABASE_URL`` (the stack's),
-else ``postgresql://orderflow@127.0.0.1:5433/orderflow``.
-Each PostgreSQL test gets a schema of its own, dropped afterwards.
+else ``postgresql://orderflow@127.0.0.1:5433/orderflow`` (`make up`), else the PostgreSQL of
+the stack the test session starts itself. Each PostgreSQL test gets a schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -69,12 +69,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         migrate(create_engine(url))
         yield url
         return
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip(
-            f"no PostgreSQL answers at {CONFIGURED_POSTGRES}: set ORDERFLOW_TEST_POSTGRES_URL "
-            "or start the local stack (make up)"
-        )
+    # A configured or `make up` PostgreSQL first; otherwise the test stack's own, which the
+    # session starts (and which skips only where PostgreSQL is not installed at all).
+    base = postgres_base_url() or str(request.getfixturevalue("postgres_url"))
     import psycopg
 
     schema = f"shopee_test_{uuid.uuid4().hex[:12]}"
