@@ -3,7 +3,8 @@
 The token-store tests run on SQLite always and on PostgreSQL when one answers:
 ``ORDERFLOW_TEST_POSTGRES_URL``, else a PostgreSQL ``ORDERFLOW_DATABASE_URL`` (the stack's),
 else ``postgresql://orderflow@127.0.0.1:5433/orderflow`` (`make up`), else the PostgreSQL of
-the stack the test session starts itself. Each PostgreSQL test gets a schema of its own, dropped afterwards.
+the stack the test session starts itself. Each PostgreSQL test gets a schema of its own,
+dropped afterwards.
 """
 
 from __future__ import annotations
