@@ -31,24 +31,33 @@ PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
+mvn_quiet() {
+  # Maven 3.8's console writes colour resets even with -Dstyle.color=never; jansi.noreset
+  # stops them. Callers still send all of Maven's output to stderr: `up` runs the fetch, and
+  # its stdout is eval'd.
+  MAVEN_OPTS="${MAVEN_OPTS:-} -Djansi.noreset=true" mvn -q -B -Dstyle.color=never "$@"
+}
+
 fetch() {
   if [[ -n "$(registry_jar)" && -f "$KAFKA_LIBS/.complete" ]]; then
     return 0
   fi
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch the Kafka and Apicurio jars; install the 'maven' package."
   log "fetching Kafka and Apicurio Registry from Maven Central (first run only)"
-  (cd "$HERE" && mvn -q -B -Dstyle.color=never package) || die "Maven could not fetch the Kafka jars; see the output above."
+  (cd "$HERE" && mvn_quiet package >&2) || die "Maven could not fetch the Kafka jars; see the output above."
   touch "$KAFKA_LIBS/.complete"
   local version repo tarball
   version="$(sed -n 's:.*<apicurio.version>\(.*\)</apicurio.version>.*:\1:p' "$HERE/pom.xml")"
   # Run outside this project (its pom pins a stricter plugin) with the 2.x goal, which
   # tolerates the missing parent POM when transitive resolution is off.
-  (cd / && mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:2.10:get -Dtransitive=false \
-    -Dartifact="io.apicurio:apicurio-registry-app:${version}:tar.gz:all") \
+  (cd / && mvn_quiet org.apache.maven.plugins:maven-dependency-plugin:2.10:get -Dtransitive=false \
+    -Dartifact="io.apicurio:apicurio-registry-app:${version}:tar.gz:all" >&2) \
     || die "Maven could not fetch Apicurio Registry ${version}; see the output above."
-  repo="$(cd "$HERE" && mvn -q -B -Dstyle.color=never help:evaluate -Dexpression=settings.localRepository -DforceStdout \
+  # The one Maven answer read from stdout; any escape code another Maven version adds is cut.
+  repo="$(cd "$HERE" && mvn_quiet help:evaluate -Dexpression=settings.localRepository -DforceStdout \
     | sed 's/\x1b\[[0-9;]*m//g')"
   tarball="$repo/io/apicurio/apicurio-registry-app/${version}/apicurio-registry-app-${version}-all.tar.gz"
+  [[ -f "$tarball" ]] || die "Maven reported its local repository as '$repo', but $tarball is not there."
   rm -rf "$APICURIO_HOME" && mkdir -p "$APICURIO_HOME"
   tar -xzf "$tarball" -C "$APICURIO_HOME" || die "could not unpack $tarball"
 }

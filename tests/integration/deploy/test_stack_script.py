@@ -1,30 +1,23 @@
-"""`make up` twice is safe and `make down` leaves nothing of ours running.
+"""`make up` twice is safe, `make down` leaves nothing of ours running, and `stack.sh up`
+prints nothing on stdout but the exports (`make run` evals it), even on the first run.
 
-Runs deploy/local/stack.sh against a stack directory of its own, on free ports, beside any
+Runs deploy/local/stack.sh against stack directories of its own, on free ports, beside any
 stack the rest of the suite uses.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
 
-from tests.integration.stack import STACK_SCRIPT, free_port
+from tests.integration.stack import STACK_SCRIPT, LocalStack
 
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(STACK_SCRIPT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+EXPORT_LINE = re.compile(r"^export ORDERFLOW_[A-Z_]+=\S+$")
 
 
 def our_processes(stack_dir: Path) -> list[str]:
@@ -35,31 +28,51 @@ def our_processes(stack_dir: Path) -> list[str]:
 
 
 def test_up_twice_is_safe_and_down_stops_everything() -> None:
-    stack_dir = Path(tempfile.mkdtemp(prefix="orderflow-stack-test-"))
-    registry_port = free_port()
-    env = os.environ | {
-        "STACK_DIR": str(stack_dir),
-        "KAFKA_PORT": str(free_port()),
-        "KAFKA_CONTROLLER_PORT": str(free_port()),
-        "REGISTRY_PORT": str(registry_port),
-        "POSTGRES_PORT": str(free_port()),
-    }
+    stack = LocalStack(Path(tempfile.mkdtemp(prefix="orderflow-stack-test-")))
+    stack_dir = stack.stack_dir
     try:
-        first = run(env, "up")
+        first = stack.run("up")
         assert first.returncode == 0, first.stderr
         pids = {name: (stack_dir / f"{name}.pid").read_text() for name in ("kafka", "registry")}
 
-        second = run(env, "up")
+        second = stack.run("up")
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stderr
         assert second.stdout == first.stdout  # the same exports
         assert {n: (stack_dir / f"{n}.pid").read_text() for n in pids} == pids
 
-        url = f"http://127.0.0.1:{registry_port}/apis/ccompat/v7/subjects"
+        url = f"http://127.0.0.1:{stack.registry_port}/apis/ccompat/v7/subjects"
         assert httpx.get(url, timeout=5).status_code == 200
-        assert run(env, "env").stdout == first.stdout
+        assert stack.run("env").stdout == first.stdout
     finally:
-        down = run(env, "down")
+        down = stack.down()
     assert down.returncode == 0, down.stderr
     assert our_processes(stack_dir) == []
-    assert run(env, "status").stdout.count("stopped") >= 2
+    assert stack.run("status").stdout.count("stopped") >= 2
+    shutil.rmtree(stack_dir, ignore_errors=True)
+
+
+def test_first_run_fetches_on_stderr_and_prints_only_exports(tmp_path: Path) -> None:
+    """A fresh clone: no target/ yet, so `up` fetches through Maven (offline from ~/.m2)
+    before it starts anything, and `eval "$(stack.sh up)"` must still see only exports.
+    """
+    clone = tmp_path / "local"
+    clone.mkdir()
+    for name in ("stack.sh", "pom.xml"):
+        shutil.copy2(STACK_SCRIPT.parent / name, clone / name)
+    stack = LocalStack(
+        Path(tempfile.mkdtemp(prefix="orderflow-first-run-")),
+        script=clone / "stack.sh",
+    )
+    try:
+        up = stack.run("up")
+        assert up.returncode == 0, up.stderr
+        assert "fetching Kafka and Apicurio Registry" in up.stderr  # the fetch really ran
+        assert (clone / "target" / "kafka-libs" / ".complete").exists()
+        lines = up.stdout.splitlines()
+        assert lines, up.stderr
+        assert [line for line in lines if not EXPORT_LINE.match(line)] == [], up.stdout
+    finally:
+        down = stack.down()
+        shutil.rmtree(stack.stack_dir, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
