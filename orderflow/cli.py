@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from orderflow.settings import ConfigError
+from orderflow.logs import configure_logging
+from orderflow.settings import ConfigError, load_settings
 
 _COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module:attribute, one-line help shown by `orderflow --help`)
@@ -19,6 +20,19 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "auth": ("shopee.cli:auth", "Authorise Shopee shops (link, code exchange) and show tokens."),
     "sandbox": ("shopee.sandbox.cli:sandbox", "Run the Shopee Open Platform simulator."),
     "orders": ("shopee.cli:orders", "List a shop's Shopee orders over any time range."),
+    "webhook": ("producers.webhook:webhook_command", "Receive Shopee pushes into Kafka."),
+    "poller": (
+        "producers.poller:poller_command",
+        "Reconcile every shop's orders by update_time; drain lost pushes.",
+    ),
+    "enricher": (
+        "producers.enricher:enricher_command",
+        "Turn order notices into full OrderEvent snapshots.",
+    ),
+    "backfill": (
+        "producers.backfill:backfill_command",
+        "Re-list a shop's orders over a historic range (resumable).",
+    ),
 }
 
 
@@ -50,6 +64,13 @@ def cli() -> None:
 
     Configuration comes from ORDERFLOW_* environment variables; see the README.
     """
+    # Log settings apply to every command. A bad setting is reported by the command that
+    # needs it, in full; here it only means the default log format.
+    try:
+        settings = load_settings()
+    except ConfigError:
+        return
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,3 +59,25 @@ def migrate(engine: Engine) -> None:
             )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    values: dict[str, object],
+    *,
+    key: list[str],
+    update: list[str],
+    where: sa.ColumnElement[bool] | None = None,
+) -> int:
+    """Insert ``values`` or, when a row with the same ``key`` exists, set its ``update``
+    columns, only where ``where`` holds (if given) for the existing row. Returns the number
+    of rows written (0 when ``where`` kept the existing row). SQLite and PostgreSQL alike."""
+    insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    statement = insert.values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in key],
+        set_={name: statement.excluded[name] for name in update},
+        where=where,
+    )
+    return int(conn.execute(statement).rowcount)

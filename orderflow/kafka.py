@@ -8,12 +8,16 @@ admin client that creates topics idempotently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 import kafka
 import kafka.errors
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from orderflow.metrics import Metrics
@@ -60,17 +64,36 @@ class ConsumedRecord:
         return None if raw is None else raw.decode("utf-8", "replace")
 
 
+Placed = tuple[int, int]
+"""Where the broker put a record: (partition, offset)."""
+
+
 class Producer:
-    """An idempotent, acks=all producer. ``send`` returns only once the broker has the record."""
+    """An idempotent, acks=all producer.
+
+    ``send``/``send_many`` return only once the broker acknowledged every record they were
+    given, or raise ``KafkaUnavailable`` when it did not within one deadline. ``submit`` hands
+    back a future instead, for callers that wait on their own terms (the webhook's event
+    loop). No call blocks longer than ``max_block_ms`` before its record is queued.
+    """
 
     def __init__(
-        self, settings: Settings, metrics: Metrics, *, linger_ms: int = 5, **overrides: Any
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        linger_ms: int = 5,
+        max_block_ms: int = 5000,
+        **overrides: Any,
     ) -> None:
         self._metrics = metrics
         config = client_config(settings) | {
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
+            # Bounds how long send() may wait for metadata or buffer space; without it a
+            # broker outage would block the caller for a minute.
+            "max_block_ms": max_block_ms,
             "compression_type": "gzip",
             "max_in_flight_requests_per_connection": 5,
             "request_timeout_ms": 15000,
@@ -82,6 +105,32 @@ class Producer:
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"cannot create a Kafka producer: {exc}") from exc
 
+    def submit(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: Headers | None = None
+    ) -> Future[Placed]:
+        """Queue one record; the future resolves to where it landed once acknowledged, or
+        fails with ``KafkaUnavailable``."""
+        result: Future[Placed] = Future()
+        try:
+            raw = self._producer.send(topic, key=key, value=value, headers=headers or [])
+        except (kafka.errors.KafkaError, AssertionError) as exc:
+            self._metrics.produce_errors.labels(topic).inc()
+            raise KafkaUnavailable(f"could not queue a record for {topic}: {exc}") from exc
+
+        def acknowledged(metadata: Any) -> None:
+            self._metrics.records_produced.labels(topic).inc()
+            result.set_result((int(metadata.partition), int(metadata.offset)))
+
+        def failed(exc: BaseException) -> None:
+            self._metrics.produce_errors.labels(topic).inc()
+            error = KafkaUnavailable(f"broker did not acknowledge a record on {topic}: {exc}")
+            error.__cause__ = exc
+            result.set_exception(error)
+
+        raw.add_callback(acknowledged)
+        raw.add_errback(failed)
+        return result
+
     def send(
         self,
         topic: str,
@@ -90,7 +139,7 @@ class Producer:
         value: bytes,
         headers: Headers | None = None,
         timeout: float = 30.0,
-    ) -> tuple[int, int]:
+    ) -> Placed:
         """Write one record and wait for the acknowledgement; returns (partition, offset)."""
         return self.send_many(topic, [(key, value, headers or [])], timeout=timeout)[0]
 
@@ -100,36 +149,63 @@ class Producer:
         records: Sequence[tuple[bytes, bytes, Headers]],
         *,
         timeout: float = 30.0,
-    ) -> list[tuple[int, int]]:
-        """Write records in order and wait until every one is acknowledged."""
+    ) -> list[Placed]:
+        """Write records in order and wait, against one deadline, until every one of them is
+        acknowledged. Other threads' records are neither flushed nor waited for."""
+        deadline = time.monotonic() + timeout
         futures = [
-            self._producer.send(topic, key=key, value=value, headers=headers)
+            self.submit(topic, key=key, value=value, headers=headers)
             for key, value, headers in records
         ]
-        self._producer.flush(timeout=timeout)
-        placed: list[tuple[int, int]] = []
-        for future in futures:
-            try:
-                metadata = future.get(timeout=timeout)
-            except kafka.errors.KafkaError as exc:
-                self._metrics.produce_errors.labels(topic).inc()
-                raise KafkaUnavailable(
-                    f"broker did not acknowledge a record on {topic}: {exc}"
-                ) from exc
-            self._metrics.records_produced.labels(topic).inc()
-            placed.append((int(metadata.partition), int(metadata.offset)))
-        return placed
+        return wait_all(futures, deadline, what=f"records on {topic}")
 
     def connected(self) -> bool:
         return bool(self._producer.bootstrap_connected())
 
+    def warm_up(self, topic: str, timeout: float = 10.0) -> int:
+        """Fetch ``topic``'s metadata now, so the first ``submit`` does not wait for it;
+        returns its partition count."""
+        try:
+            partitions = self._producer.partitions_for(topic)
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"no metadata for topic {topic}: {exc}") from exc
+        if not partitions:
+            raise KafkaUnavailable(f"topic {topic} does not exist; run `orderflow topics`")
+        return len(partitions)
+
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout=timeout)
+        try:
+            self._producer.flush(timeout=timeout)
+        except kafka.errors.KafkaError as exc:
+            log.warning("records still unacknowledged at close: %s", exc)
         self._producer.close(timeout=timeout)
 
 
+def wait_all(futures: Sequence[Future[Placed]], deadline: float, *, what: str) -> list[Placed]:
+    """The results of ``futures`` in order, or ``KafkaUnavailable`` once ``deadline``
+    (``time.monotonic``) passes or any of them failed."""
+    placed: list[Placed] = []
+    for future in futures:
+        try:
+            placed.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout as exc:
+            raise KafkaUnavailable(
+                f"{len(futures) - len(placed)} of {len(futures)} {what} not acknowledged "
+                "before the deadline"
+            ) from exc
+    return placed
+
+
+PartitionsChanged = Callable[[list[tuple[str, int]]], None]
+
+
 class Consumer:
-    """A group member that only commits what it is told to commit."""
+    """A group member that only commits what it is told to commit.
+
+    ``on_revoked`` runs before partitions are taken away (commit finished work there) and
+    ``on_assigned`` after new ones arrive; both run inside ``poll`` on the caller's thread.
+    ``auto_offset_reset`` says where a brand-new group starts.
+    """
 
     def __init__(
         self,
@@ -138,13 +214,16 @@ class Consumer:
         group_id: str,
         topics: Iterable[str],
         max_poll_records: int = 200,
+        auto_offset_reset: str = "earliest",
+        on_revoked: PartitionsChanged | None = None,
+        on_assigned: PartitionsChanged | None = None,
         **overrides: Any,
     ) -> None:
         config = client_config(settings) | {
             "group_id": group_id,
             # Offsets are committed only after the side effect is durable.
             "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
+            "auto_offset_reset": auto_offset_reset,
             "isolation_level": "read_committed",
             "max_poll_records": max_poll_records,
             "session_timeout_ms": 30000,
@@ -155,10 +234,13 @@ class Consumer:
             self._consumer = kafka.KafkaConsumer(**config)
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"cannot create a Kafka consumer: {exc}") from exc
-        self._consumer.subscribe(list(topics))
+        self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
 
-    def poll(self, timeout: float = 1.0) -> list[ConsumedRecord]:
-        batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumedRecord]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"poll failed: {exc}") from exc
         records: list[ConsumedRecord] = []
         for raw_records in batches.values():
             for raw in raw_records:
@@ -179,18 +261,24 @@ class Consumer:
         """Commit, per (topic, partition), the offset of the next record to read."""
         if not next_offsets:
             return
-        self._consumer.commit(
-            {
-                TopicPartition(topic=topic, partition=partition): OffsetAndMetadata(
-                    offset=offset, metadata="", leader_epoch=-1
-                )
-                for (topic, partition), offset in next_offsets.items()
-            }
-        )
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(topic=topic, partition=partition): OffsetAndMetadata(
+                        offset=offset, metadata="", leader_epoch=-1
+                    )
+                    for (topic, partition), offset in next_offsets.items()
+                }
+            )
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"offset commit failed: {exc}") from exc
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``(topic, partition)`` again from ``offset`` (used to retry without committing)."""
         self._consumer.seek(TopicPartition(topic=topic, partition=partition), offset)
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def connected(self) -> bool:
         return bool(self._consumer.bootstrap_connected())
@@ -198,6 +286,22 @@ class Consumer:
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.
         self._consumer.close(autocommit=False)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self, on_revoked: PartitionsChanged | None, on_assigned: PartitionsChanged | None
+    ) -> None:
+        self._on_revoked = on_revoked
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._on_revoked is not None:
+            self._on_revoked([(tp.topic, tp.partition) for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        if self._on_assigned is not None:
+            self._on_assigned([(tp.topic, tp.partition) for tp in assigned])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from orderflow import __version__
 
+_ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -85,5 +87,123 @@ class Metrics:
             "orderflow_shopee_access_token_expires_in_seconds",
             "Seconds until each shop's current access token expires.",
             ["shop_id"],
+            registry=r,
+        )
+
+        # Process health
+        self.process_up = Gauge(
+            "orderflow_process_ready",
+            "1 while the process can do its job (what /readyz answers), else 0.",
+            ["process"],
+            registry=r,
+        )
+
+        # Webhook
+        self.pushes = Counter(
+            "orderflow_webhook_pushes_total",
+            "Pushes received, by push code and outcome (accepted, verification, "
+            "partner_event, ignored, bad_signature, malformed, too_large, unavailable).",
+            ["code", "outcome"],
+            registry=r,
+        )
+        self.push_verification_failures = Counter(
+            "orderflow_webhook_verification_failures_total",
+            "Pushes refused because the Authorization signature was missing or wrong.",
+            registry=r,
+        )
+        self.push_ack_seconds = Histogram(
+            "orderflow_webhook_ack_seconds",
+            "From request received to the answer, for pushes written to Kafka.",
+            buckets=_ACK_BUCKETS,
+            registry=r,
+        )
+
+        # Poller, lost pushes, backfill
+        self.notices_produced = Counter(
+            "orderflow_notices_produced_total",
+            "OrderNotices acknowledged by Kafka, by source (push, poll, lost_push, backfill).",
+            ["source"],
+            registry=r,
+        )
+        self.poll_windows = Counter(
+            "orderflow_poller_windows_total",
+            "get_order_list windows reconciled, by shop and outcome (ok, transient, blocked).",
+            ["shop_id", "outcome"],
+            registry=r,
+        )
+        self.reconciled_until = Gauge(
+            "orderflow_poller_reconciled_until_timestamp_seconds",
+            "Per shop: every order change before this time (minus the overlap) is on Kafka.",
+            ["shop_id"],
+            registry=r,
+        )
+        self.shop_blocked = Gauge(
+            "orderflow_shop_blocked",
+            "1 while a shop is parked (authorisation gone, quota spent), by reason.",
+            ["process", "shop_id", "reason"],
+            registry=r,
+        )
+        self.lost_pushes = Counter(
+            "orderflow_lost_pushes_total",
+            "Entries drained from get_lost_push_message, by push code and outcome.",
+            ["code", "outcome"],
+            registry=r,
+        )
+        self.push_subscription_status = Gauge(
+            "orderflow_shopee_push_subscription_status",
+            "1 for the app's current live push status (Normal, Warning, Suspended).",
+            ["status"],
+            registry=r,
+        )
+        self.shop_authorization = Gauge(
+            "orderflow_shop_authorization_state",
+            "1 for each shop's authorisation state as last pushed by Shopee.",
+            ["shop_id", "state"],
+            registry=r,
+        )
+        self.backfill_windows = Counter(
+            "orderflow_backfill_windows_total",
+            "Backfill windows finished, by shop.",
+            ["shop_id"],
+            registry=r,
+        )
+
+        # Enricher
+        self.notices_consumed = Counter(
+            "orderflow_enricher_notices_total",
+            "Notices the enricher finished with, by source and outcome (emitted, unchanged, "
+            "dead_letter, parked).",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.events_emitted = Counter(
+            "orderflow_enricher_events_total",
+            "OrderEvents written to the orders topic, by the source that revealed the change.",
+            ["source"],
+            registry=r,
+        )
+        self.changes_seen_first_by_poll = Counter(
+            "orderflow_enricher_changes_first_seen_by_poll_total",
+            "Order changes revealed by a poll, lost-push drain or backfill rather than a "
+            "push: pushes that never arrived (or arrived late).",
+            ["source"],
+            registry=r,
+        )
+        self.detail_batch_size = Histogram(
+            "orderflow_enricher_detail_batch_orders",
+            "Distinct orders per enricher batch, per shop, before splitting into calls of 50.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "orderflow_dead_letters_total",
+            "Records sent to a dead-letter topic, by consumer.",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_retries = Counter(
+            "orderflow_consumer_transient_retries_total",
+            "Batches retried after a transient failure, by consumer.",
+            ["consumer"],
             registry=r,
         )

@@ -64,6 +64,35 @@ class Settings(BaseSettings):
     # get_order_list windows: Shopee allows 15 days and does not say whether exactly 15 passes.
     shopee_order_list_window_seconds: int = Field(default=14 * 86400, gt=0, le=15 * 86400)
 
+    # Webhook: Shopee gives up on a push after 3 s, so Kafka must acknowledge well before.
+    webhook_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    webhook_ack_timeout_seconds: float = Field(default=2.0, gt=0, lt=3.0)
+
+    # Poller: reconciliation by update_time, and the lost-push drain.
+    # How far back a shop the poller has never seen is reconciled (backfill goes further).
+    poller_initial_lookback_seconds: int = Field(default=3 * 86400, gt=0)
+    # Each window starts this far before the watermark: an order written late into Shopee's
+    # index with an older update_time is still listed.
+    poller_overlap_seconds: int = Field(default=300, ge=0)
+    # Pause between rounds once every shop is current; a shop still catching up goes again
+    # at once.
+    poller_interval_seconds: float = Field(default=60.0, gt=0)
+    # The newest few seconds are left for the next round: Shopee's list lags its writes.
+    poller_settle_seconds: int = Field(default=5, ge=0)
+    poller_lease_seconds: float = Field(default=120.0, gt=0)
+    poller_push_config_interval_seconds: float = Field(default=300.0, gt=0)
+    # How long a blocked shop (authorisation gone, quota spent) is left alone before retrying.
+    poller_blocked_retry_seconds: float = Field(default=300.0, gt=0)
+
+    # Enricher: notices are gathered up to this many, or for this long, so that detail
+    # calls carry 50 orders whenever the traffic allows.
+    enricher_max_batch: int = Field(default=500, ge=1)
+    enricher_linger_seconds: float = Field(default=0.25, ge=0)
+    # An order get_order_detail does not return is asked for alone this many more times
+    # before its notice is dead-lettered.
+    enricher_missing_retries: int = Field(default=3, ge=0)
+    enricher_group_id: str = "orderflow-enricher"
+
     # HTTP servers
     webhook_public_url: str | None = None
     webhook_port: int = Field(default=8080, ge=1, le=65535)

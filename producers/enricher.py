@@ -1,0 +1,533 @@
+"""``orderflow enricher``: notices in, full order snapshots out.
+
+The loop, once per batch:
+
+1. gather notices (up to ``max_batch``, or whatever arrived within ``linger`` seconds), so
+   that one get_order_detail call carries 50 orders whenever the traffic allows;
+2. per shop, fetch the details of the distinct orders in calls of up to 50; an order Shopee
+   does not return is asked for alone a few more times, then its notices are dead-lettered
+   with the reason (the other 49 carry on);
+3. emit an ``OrderEvent`` for every order whose ``update_time`` is newer than the newest
+   snapshot already emitted for it (state in the database): one event per (order,
+   update_time), never an older one;
+4. once Kafka acknowledged the events (and any dead letters), remember the snapshots, then
+   commit the notices' offsets.
+
+Delivery is at-least-once: a crash between 3 and 4 can repeat a snapshot, with the same
+``event_id``. Failures follow the four kinds: undecodable notices are dead-lettered; a blocked
+shop's notices are parked in the database and re-published when it clears; anything
+transient rewinds the batch and retries it after a backoff; anything else crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import click
+
+from consumers.deadletter import DeadLetters
+from orderflow.failures import kind_of
+from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, wait_all
+from orderflow.metrics import Metrics
+from orderflow.process import Heartbeat, StopFlag
+from producers.state import EmittedSnapshots, ParkedNotices, Snapshot
+from schemas.codec import AvroCodec, RecordDecodeError
+from schemas.models import (
+    AMOUNT_SCALE,
+    OrderEvent,
+    OrderLine,
+    OrderNotice,
+    Package,
+    PackageLine,
+    Source,
+    make_event_id,
+    order_key,
+)
+from shopee.client import ShopeeClient
+from shopee.models import OrderDetail
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "enricher"
+_QUANTUM = Decimal(1).scaleb(-AMOUNT_SCALE)
+# Which notice "revealed" a change when none carries the snapshot's own update_time.
+_SOURCE_PRIORITY: dict[str, int] = {"push": 0, "lost_push": 1, "poll": 2, "backfill": 3}
+
+
+def _utc(epoch_seconds: int | None) -> datetime | None:
+    return None if epoch_seconds is None else datetime.fromtimestamp(epoch_seconds, UTC)
+
+
+def _amount(value: Decimal | None) -> Decimal | None:
+    """Shopee sends at most two decimals; anything finer is rounded to the schema's four."""
+    if value is None:
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -AMOUNT_SCALE:
+        return value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return value
+
+
+def event_from_detail(
+    shop_id: int,
+    detail: OrderDetail,
+    *,
+    previous_status: str | None,
+    source: Source,
+    emitted_at: datetime,
+) -> OrderEvent:
+    """The full snapshot event for one order detail (pure)."""
+    update_time = _utc(detail.update_time)
+    assert update_time is not None
+    return OrderEvent(
+        event_id=make_event_id(
+            marketplace="shopee",
+            shop_id=shop_id,
+            order_sn=detail.order_sn,
+            status=detail.order_status,
+            update_time=update_time,
+            source=source,
+        ),
+        shop_id=shop_id,
+        order_sn=detail.order_sn,
+        region=detail.region,
+        currency=detail.currency,
+        status=detail.order_status,
+        previous_status=previous_status,
+        completed_scenario=getattr(detail, "completed_scenario", None) or None,
+        create_time=_utc(detail.create_time),
+        update_time=update_time,
+        pay_time=_utc(detail.pay_time),
+        ship_by_date=_utc(detail.ship_by_date),
+        days_to_ship=detail.days_to_ship,
+        cod=bool(detail.cod),
+        total_amount=_amount(detail.total_amount),
+        estimated_shipping_fee=_amount(detail.estimated_shipping_fee),
+        actual_shipping_fee=_amount(detail.actual_shipping_fee),
+        payment_method=detail.payment_method,
+        shipping_carrier=detail.shipping_carrier,
+        buyer_user_id=detail.buyer_user_id,
+        cancel_by=detail.cancel_by,
+        cancel_reason=detail.cancel_reason,
+        buyer_cancel_reason=detail.buyer_cancel_reason,
+        items=tuple(
+            OrderLine(
+                item_id=item.item_id,
+                model_id=item.model_id,
+                order_item_id=item.order_item_id,
+                promotion_group_id=item.promotion_group_id,
+                item_name=item.item_name,
+                model_name=item.model_name,
+                item_sku=item.item_sku or None,
+                model_sku=item.model_sku or None,
+                quantity=item.model_quantity_purchased,
+                original_price=_amount(item.model_original_price),
+                discounted_price=_amount(item.model_discounted_price),
+            )
+            for item in detail.item_list
+        ),
+        packages=tuple(
+            Package(
+                package_number=package.package_number,
+                logistics_status=package.logistics_status,
+                shipping_carrier=package.shipping_carrier,
+                tracking_number=getattr(package, "tracking_number", None) or None,
+                items=tuple(
+                    PackageLine(
+                        item_id=line.item_id, model_id=line.model_id, quantity=line.model_quantity
+                    )
+                    for line in package.item_list
+                ),
+            )
+            for package in detail.package_list
+        ),
+        source=source,
+        emitted_at=emitted_at,
+    )
+
+
+def revealing_source(notices: Sequence[OrderNotice], update_time: int) -> Source:
+    """The source of the notice that revealed a snapshot with ``update_time``: one that
+    reported exactly that time, else the most direct source among them (pure)."""
+    exact = [
+        n
+        for n in notices
+        if n.update_time is not None and int(n.update_time.timestamp()) == update_time
+    ]
+    candidates = exact or list(notices)
+    return min(candidates, key=lambda n: _SOURCE_PRIORITY.get(n.source, 9)).source
+
+
+def should_emit(detail: OrderDetail, emitted: Snapshot | None) -> bool:
+    """Emit only a snapshot newer than the newest one already emitted (pure)."""
+    return emitted is None or detail.update_time > emitted.update_time
+
+
+@dataclass(frozen=True)
+class _Notice:
+    record: ConsumedRecord
+    notice: OrderNotice
+
+
+@dataclass
+class EnricherConfig:
+    max_batch: int = 500
+    linger: float = 0.25
+    missing_retries: int = 3
+    missing_retry_delay: float = 0.5
+    blocked_retry: float = 300.0
+    poll_timeout: float = 1.0
+
+
+@dataclass
+class Enricher:
+    consumer: Consumer
+    client: ShopeeClient
+    notice_codec: AvroCodec[OrderNotice]
+    event_codec: AvroCodec[OrderEvent]
+    producer: Producer
+    dead_letters: DeadLetters
+    snapshots: EmittedSnapshots
+    parked: ParkedNotices
+    metrics: Metrics
+    config: EnricherConfig = field(default_factory=EnricherConfig)
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], object] = time.sleep
+    _buffer: list[ConsumedRecord] = field(default_factory=list)
+    _blocked_until: dict[int, tuple[float, str]] = field(default_factory=dict)
+    _failures: int = 0
+    _parked_checked: bool = False
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: StopFlag, heartbeat: Heartbeat | None = None) -> None:
+        """Batches until ``stop`` is set; the batch in hand is finished and committed."""
+        while not stop.is_set():
+            self.run_once(stop)
+            if heartbeat is not None:
+                heartbeat.beat()
+
+    def run_once(self, stop: StopFlag | None = None) -> int:
+        """Gather and process one batch; returns how many notices it finished."""
+        self._unpark_due()
+        records = self._gather()
+        if not records:
+            return 0
+        try:
+            self.process(records)
+        except Exception as exc:
+            kind = kind_of(exc)
+            if kind is None:
+                raise
+            self._failures += 1
+            self.metrics.consumer_retries.labels(CONSUMER_NAME).inc()
+            delay = min(30.0, 0.5 * 2 ** min(self._failures, 6))
+            log.warning(
+                "batch of %d notices failed (%s: %s); retrying in %.1fs without committing",
+                len(records),
+                kind,
+                exc,
+                delay,
+            )
+            self._rewind(records)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                self.sleep(delay)
+            return 0
+        self._failures = 0
+        return len(records)
+
+    def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """Rebalance: drop gathered records of partitions this member no longer owns (their
+        new owner reads them again from the committed offset)."""
+        gone = set(partitions)
+        self._buffer = [r for r in self._buffer if (r.topic, r.partition) not in gone]
+
+    def _gather(self) -> list[ConsumedRecord]:
+        deadline: float | None = None
+        while len(self._buffer) < self.config.max_batch:
+            if deadline is None:
+                timeout = self.config.poll_timeout
+            else:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+            records = self.consumer.poll(
+                timeout, max_records=self.config.max_batch - len(self._buffer)
+            )
+            if not records:
+                if self._buffer:
+                    break
+                return []
+            self._buffer.extend(records)
+            if deadline is None:
+                deadline = time.monotonic() + self.config.linger
+        batch, self._buffer = self._buffer, []
+        return batch
+
+    def _rewind(self, records: Sequence[ConsumedRecord]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        owned = self.consumer.assignment()
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in owned:
+                self.consumer.seek(topic, partition, offset)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def process(self, records: Sequence[ConsumedRecord]) -> None:
+        """Turn one batch of notice records into events, dead letters and parked notices,
+        then commit their offsets. Raises on transient trouble (nothing committed)."""
+        pending: list[Future[Placed]] = []
+        by_shop: dict[int, list[_Notice]] = defaultdict(list)
+        for record in records:
+            try:
+                notice = self.notice_codec.decode(record.value or b"")
+            except RecordDecodeError as exc:
+                log.error(
+                    "dead-lettering an undecodable notice at %s/%d@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
+                pending.append(self.dead_letters.submit(record, str(exc)))
+                self.metrics.notices_consumed.labels("unknown", "dead_letter").inc()
+                continue
+            by_shop[notice.shop_id].append(_Notice(record, notice))
+
+        snapshots: dict[int, dict[str, Snapshot]] = {}
+        for shop_id, notices in by_shop.items():
+            emitted = self._enrich_shop(shop_id, notices, pending)
+            if emitted:
+                snapshots[shop_id] = emitted
+        wait_all(pending, time.monotonic() + 30.0, what="events and dead letters")
+        now = int(self.clock())
+        for shop_id, emitted in snapshots.items():
+            self.snapshots.record(shop_id, emitted, now)
+        self._commit(records)
+
+    def _commit(self, records: Sequence[ConsumedRecord]) -> None:
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            tp = (record.topic, record.partition)
+            next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
+        owned = self.consumer.assignment()
+        self.consumer.commit({tp: offset for tp, offset in next_offsets.items() if tp in owned})
+
+    def _enrich_shop(
+        self, shop_id: int, notices: list[_Notice], pending: list[Future[Placed]]
+    ) -> dict[str, Snapshot]:
+        blocked = self._blocked_until.get(shop_id)
+        if blocked is not None and self.clock() < blocked[0]:
+            self._park(shop_id, notices, blocked[1])
+            return {}
+        by_order: dict[str, list[_Notice]] = defaultdict(list)
+        for item in notices:
+            by_order[item.notice.order_sn].append(item)
+        self.metrics.detail_batch_size.observe(len(by_order))
+        try:
+            details, missing = self._fetch(shop_id, list(by_order))
+        except Exception as exc:
+            if kind_of(exc) != "blocked":
+                raise
+            reason = type(exc).__name__
+            self._blocked_until[shop_id] = (self.clock() + self.config.blocked_retry, reason)
+            self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), reason).set(1)
+            log.error("shop %d is blocked (%s): parking its notices: %s", shop_id, reason, exc)
+            self._park(shop_id, notices, reason)
+            return {}
+        if blocked is not None:
+            self._blocked_until.pop(shop_id, None)
+            self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), blocked[1]).set(0)
+
+        for order_sn, reason in missing.items():
+            log.error(
+                "order %s of shop %d: no detail after retries, dead-lettering its notices: %s",
+                order_sn,
+                shop_id,
+                reason,
+            )
+            for item in by_order[order_sn]:
+                pending.append(
+                    self.dead_letters.submit(
+                        item.record,
+                        f"get_order_detail did not return order {order_sn}: {reason}",
+                        attempts=1 + self.config.missing_retries,
+                    )
+                )
+                self.metrics.notices_consumed.labels(item.notice.source, "dead_letter").inc()
+
+        known = self.snapshots.latest(shop_id, [d.order_sn for d in details])
+        emitted_at = datetime.fromtimestamp(self.clock(), UTC)
+        emitted: dict[str, Snapshot] = {}
+        for detail in details:
+            order_notices = by_order.get(detail.order_sn)
+            if not order_notices:
+                continue  # Shopee returned an order nobody asked for
+            previous = known.get(detail.order_sn)
+            if not should_emit(detail, previous):
+                for item in order_notices:
+                    self.metrics.notices_consumed.labels(item.notice.source, "unchanged").inc()
+                continue
+            source = revealing_source([item.notice for item in order_notices], detail.update_time)
+            event = event_from_detail(
+                shop_id,
+                detail,
+                previous_status=None if previous is None else previous.status,
+                source=source,
+                emitted_at=emitted_at,
+            )
+            pending.append(
+                self.producer.submit(
+                    self.event_codec.topic,
+                    key=order_key(shop_id, detail.order_sn),
+                    value=self.event_codec.encode(event),
+                    headers=[
+                        ("event_id", event.event_id.encode()),
+                        ("source", source.encode()),
+                    ],
+                )
+            )
+            emitted[detail.order_sn] = Snapshot(detail.update_time, detail.order_status)
+            self.metrics.events_emitted.labels(source).inc()
+            if source != "push":
+                self.metrics.changes_seen_first_by_poll.labels(source).inc()
+            for item in order_notices:
+                self.metrics.notices_consumed.labels(item.notice.source, "emitted").inc()
+        return emitted
+
+    def _fetch(
+        self, shop_id: int, order_sns: list[str]
+    ) -> tuple[list[OrderDetail], dict[str, str]]:
+        """Details of ``order_sns``; orders still missing after asking alone, with why."""
+        result = self.client.get_order_detail(shop_id, order_sns)
+        details = list(result.found)
+        missing = dict(result.missing)
+        for attempt in range(self.config.missing_retries):
+            if not missing:
+                break
+            self.sleep(self.config.missing_retry_delay * (attempt + 1))
+            for order_sn in list(missing):
+                retry = self.client.get_order_detail(shop_id, [order_sn])
+                if retry.found:
+                    details.extend(retry.found)
+                    del missing[order_sn]
+                else:
+                    missing[order_sn] = retry.missing.get(order_sn, missing[order_sn])
+        return details, missing
+
+    # -- blocked shops ------------------------------------------------------------------------
+
+    def _park(self, shop_id: int, notices: Iterable[_Notice], reason: str) -> None:
+        items = list(notices)
+        self.parked.park(
+            shop_id,
+            reason,
+            [(item.record.key, item.record.value or b"") for item in items],
+            int(self.clock()),
+        )
+        for item in items:
+            self.metrics.notices_consumed.labels(item.notice.source, "parked").inc()
+
+    def _unpark_due(self) -> None:
+        """Re-publish the parked notices of shops whose block has had time to clear; if the
+        shop is still blocked they come back here and are parked again."""
+        now = self.clock()
+        if not self._parked_checked:
+            # Notices parked before a restart: try their shops again now.
+            for shop_id in self.parked.counts():
+                self._blocked_until.setdefault(shop_id, (now, "parked"))
+            self._parked_checked = True
+        for shop_id, (until, _reason) in list(self._blocked_until.items()):
+            if now < until:
+                continue
+            self._blocked_until.pop(shop_id)
+            self.republish_parked(shop_id)
+
+    def republish_parked(self, shop_id: int) -> int:
+        moved = 0
+        while True:
+            rows = self.parked.take(shop_id)
+            if not rows:
+                return moved
+            futures = [
+                self.producer.submit(self.notice_codec.topic, key=row.key, value=row.value)
+                for row in rows
+            ]
+            wait_all(futures, time.monotonic() + 30.0, what="re-published parked notices")
+            self.parked.delete([row.id for row in rows])
+            moved += len(rows)
+            log.info("shop %d: re-published %d parked notices", shop_id, len(rows))
+
+
+@click.command("enricher")
+def enricher_command() -> None:
+    """Turn notices into full OrderEvent snapshots (get_order_detail, 50 orders a call)."""
+    from orderflow.kafka import Consumer as KafkaConsumer
+    from orderflow.topics import dlq_topic
+    from producers.wiring import Ingest
+
+    ingest = Ingest.open("enricher")
+    settings = ingest.settings
+    consumer: KafkaConsumer | None = None
+    try:
+        notice_codec = AvroCodec(OrderNotice, settings.topic_notices, ingest.registry)
+        event_codec = AvroCodec(OrderEvent, settings.topic_orders, ingest.registry)
+        _ = event_codec.schema_id  # register now: a registry outage shows at start
+        heartbeat = Heartbeat(max_stall_seconds=300.0)
+        enricher: Enricher | None = None
+
+        def revoked(partitions: list[tuple[str, int]]) -> None:
+            if enricher is not None:
+                enricher.on_revoked(partitions)
+
+        consumer = KafkaConsumer(
+            settings,
+            group_id=settings.enricher_group_id,
+            topics=[settings.topic_notices],
+            max_poll_records=settings.enricher_max_batch,
+            on_revoked=revoked,
+        )
+        kafka_consumer = consumer
+        ingest.serve_health(
+            ready=lambda: ingest.producer.connected() and kafka_consumer.connected(),
+            alive=heartbeat.alive,
+        )
+        enricher = Enricher(
+            consumer=consumer,
+            client=ingest.shopee(),
+            notice_codec=notice_codec,
+            event_codec=event_codec,
+            producer=ingest.producer,
+            dead_letters=DeadLetters(
+                ingest.producer,
+                ingest.metrics,
+                topic=dlq_topic(settings.topic_notices, CONSUMER_NAME),
+                consumer=CONSUMER_NAME,
+            ),
+            snapshots=EmittedSnapshots(ingest.engine),
+            parked=ParkedNotices(ingest.engine),
+            metrics=ingest.metrics,
+            config=EnricherConfig(
+                max_batch=settings.enricher_max_batch,
+                linger=settings.enricher_linger_seconds,
+                missing_retries=settings.enricher_missing_retries,
+                blocked_retry=settings.poller_blocked_retry_seconds,
+            ),
+        )
+        enricher.run(ingest.stop, heartbeat)
+    finally:
+        if consumer is not None:
+            consumer.close()
+        ingest.close()

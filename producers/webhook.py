@@ -1,0 +1,237 @@
+"""``orderflow webhook``: Shopee's pushes in, OrderNotices on Kafka out.
+
+``POST /shopee/push`` answers 2xx with an empty body only after the notice is acknowledged
+by Kafka (acks=all, idempotent producer), well inside Shopee's 3 s timeout; Shopee retries
+anything else. Refusals write nothing:
+
+====================================================  =====
+signature missing or wrong (checked over the raw body)  401
+body not JSON, or a known code without its fields       400
+body over ``ORDERFLOW_WEBHOOK_MAX_BODY_BYTES``          413
+Kafka (or the database, for partner codes) too slow     503
+====================================================  =====
+
+Code 0 (URL verification) and unknown codes are acknowledged; partner-level codes 1, 2 and
+12 record the shop's authorisation state. A duplicate push is acknowledged again: consumers
+are idempotent. The same port serves ``/healthz``, ``/readyz`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from orderflow.kafka import KafkaUnavailable
+from orderflow.metrics import Metrics
+from producers.notices import NoticeWriter, notice_from_push
+from producers.state import AuthState, ShopAuthorization, ShopAuthorizations
+from shopee.errors import MalformedPush
+from shopee.push import (
+    AuthorizationExpiryPush,
+    OrderStatusPush,
+    Push,
+    PushVerifier,
+    ShopAuthorizedPush,
+    ShopDeauthorizedPush,
+    TrackingNumberPush,
+    VerificationPush,
+)
+
+log = logging.getLogger(__name__)
+
+PUSH_PATH = "/shopee/push"
+
+
+def authorization_changes(push: Push, now: float) -> list[ShopAuthorization]:
+    """What a partner-level push says about shops' authorisation (pure)."""
+    changed_at = push.timestamp or int(now)
+    if isinstance(push, ShopAuthorizedPush | ShopDeauthorizedPush):
+        if push.data.shop_id is None:
+            return []
+        state: AuthState = "authorized" if isinstance(push, ShopAuthorizedPush) else "deauthorized"
+        return [
+            ShopAuthorization(push.data.shop_id, state, changed_at, None, push.data.extra[:500])
+        ]
+    if isinstance(push, AuthorizationExpiryPush):
+        return [
+            ShopAuthorization(
+                shop_id,
+                "expiring",
+                changed_at,
+                push.data.expire_before,
+                "authorisation expires soon: the seller must authorise the app again",
+            )
+            for shop_id in push.data.shop_expire_soon
+        ]
+    return []
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class Webhook:
+    """The push endpoint's parts; ``app()`` is the ASGI application."""
+
+    verifier: PushVerifier
+    notices: NoticeWriter
+    authorizations: ShopAuthorizations
+    metrics: Metrics
+    max_body_bytes: int = 64 * 1024
+    ack_timeout_seconds: float = 2.0
+    ready: Callable[[], bool] = lambda: True
+    clock: Callable[[], float] = time.time
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(PUSH_PATH, self.push, methods=["POST"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/readyz", self.readyz, methods=["GET"]),
+                Route("/metrics", self.prometheus, methods=["GET"]),
+            ]
+        )
+
+    def _answer(self, code: str, outcome: str, status: int = 200) -> Response:
+        self.metrics.pushes.labels(code=code, outcome=outcome).inc()
+        # Shopee counts a push as delivered only on 2xx with an empty body.
+        return Response(status_code=status)
+
+    async def push(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request, self.max_body_bytes)
+        except _TooLarge:
+            return self._answer("unknown", "too_large", 413)
+        except ClientDisconnect:
+            return self._answer("unknown", "disconnected", 400)
+        if not self.verifier.verify(body, request.headers.get("authorization")):
+            self.metrics.push_verification_failures.inc()
+            return self._answer("unknown", "bad_signature", 401)
+        try:
+            push = self.verifier.parse(body)
+        except MalformedPush as exc:
+            log.warning("refused a malformed push: %s", exc)
+            return self._answer("unknown", "malformed", 400)
+        code = str(push.code)
+        if isinstance(push, VerificationPush):
+            return self._answer(code, "verification")
+        if isinstance(push, OrderStatusPush | TrackingNumberPush):
+            return await self._write_notice(push, code, started)
+        changes = authorization_changes(push, self.clock())
+        if changes:
+            try:
+                await run_in_threadpool(self._record_authorizations, changes)
+            except Exception:
+                log.exception("could not record a shop authorisation change; Shopee will retry")
+                return self._answer(code, "unavailable", 503)
+            return self._answer(code, "partner_event")
+        log.info("acknowledged push code %s that orderflow does not act on", code)
+        return self._answer(code, "ignored")
+
+    async def _write_notice(
+        self, push: OrderStatusPush | TrackingNumberPush, code: str, started: float
+    ) -> Response:
+        notice = notice_from_push(push, source="push", received_at=self.clock())
+        try:
+            future = self.notices.submit(notice)
+            await asyncio.wait_for(
+                asyncio.wrap_future(future),
+                max(0.0, self.ack_timeout_seconds - (time.perf_counter() - started)),
+            )
+        except (KafkaUnavailable, TimeoutError) as exc:
+            log.warning(
+                "push for order %s of shop %d not acknowledged by Kafka in time (%s); "
+                "answering 503 so Shopee retries",
+                push.data.order_sn,
+                push.shop_id,
+                exc or "timeout",
+            )
+            return self._answer(code, "unavailable", 503)
+        response = self._answer(code, "accepted")
+        self.metrics.push_ack_seconds.observe(time.perf_counter() - started)
+        return response
+
+    def _record_authorizations(self, changes: list[ShopAuthorization]) -> None:
+        for change in changes:
+            self.authorizations.record(change)
+            for state in ("authorized", "deauthorized", "expiring"):
+                self.metrics.shop_authorization.labels(str(change.shop_id), state).set(
+                    1 if state == change.state else 0
+                )
+            log.info("shop %d is now %s", change.shop_id, change.state)
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(self, request: Request) -> Response:
+        ok = await run_in_threadpool(self.ready)
+        return PlainTextResponse("ok\n" if ok else "unavailable\n", 200 if ok else 503)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@click.command("webhook")
+@click.option("--port", type=int, default=None, help="Listen here (ORDERFLOW_WEBHOOK_PORT).")
+def webhook_command(port: int | None) -> None:
+    """Receive Shopee pushes on POST /shopee/push and write them to the notices topic.
+
+    Needs ORDERFLOW_WEBHOOK_PUBLIC_URL (the callback URL exactly as registered with Shopee)
+    and the push key (ORDERFLOW_SHOPEE_PUSH_KEY, else ORDERFLOW_SHOPEE_PARTNER_KEY).
+    """
+    from producers.wiring import Ingest
+
+    ingest = Ingest.open("webhook", producer_options={"linger_ms": 1})
+    try:
+        verifier = PushVerifier.from_settings(ingest.settings)
+        ingest.producer.warm_up(ingest.settings.topic_notices)
+        webhook = Webhook(
+            verifier=verifier,
+            notices=ingest.notice_writer(),
+            authorizations=ShopAuthorizations(ingest.engine),
+            metrics=ingest.metrics,
+            max_body_bytes=ingest.settings.webhook_max_body_bytes,
+            ack_timeout_seconds=ingest.settings.webhook_ack_timeout_seconds,
+            ready=ingest.producer.connected,
+        )
+        config = uvicorn.Config(
+            webhook.app(),
+            host=ingest.settings.http_host,
+            port=port if port is not None else ingest.settings.webhook_port,
+            log_level="warning",
+            access_log=False,
+            # Shopee retries a push it got no answer for; a long drain helps nobody.
+            timeout_graceful_shutdown=5,
+        )
+        # uvicorn handles SIGTERM itself: it stops accepting, answers what is in flight.
+        uvicorn.Server(config).run()
+    finally:
+        ingest.close()
