@@ -4,9 +4,13 @@
 #
 #   stack.sh fetch   download the jars through Maven (cached in ~/.m2; offline afterwards)
 #   stack.sh up      start whatever is not running yet, wait until it answers, print the env
-#   stack.sh down    stop everything this stack directory started
+#   stack.sh down    stop everything this stack directory started; its data stays for the next up
 #   stack.sh env     print the ORDERFLOW_* exports for the running stack
 #   stack.sh status  one line per service
+#
+# State survives `down`/`up`: Kafka's log, PostgreSQL's data, and with them the registry's
+# schemas (stored in the stack's PostgreSQL, database `registry`), so schema ids stay the ones
+# the records in Kafka carry. Without PostgreSQL the registry falls back to memory, with a warning.
 #
 # Settings (environment): STACK_DIR (state, logs, pids; default deploy/local/.stack),
 # KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), REGISTRY_PORT (8081),
@@ -157,12 +161,27 @@ kafka_ready() { port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STAC
 start_registry() {
   if pid_alive registry; then log "registry already running (pid $(cat "$STACK_DIR/registry.pid"))"; return 0; fi
   port_open "$REGISTRY_PORT" && die "port $REGISTRY_PORT is taken by another process; set REGISTRY_PORT."
-  # In-memory storage: schemas are re-registered by `orderflow topics` at every start.
+  local storage=()
+  if postgres_enabled; then
+    # Schema ids must outlive a restart, as they do in production: Kafka keeps the records
+    # that carry them. A small pool: one registry, and PostgreSQL serves the tests too.
+    storage=(
+      -Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=postgresql
+      -Dapicurio.datasource.url="jdbc:postgresql://127.0.0.1:${POSTGRES_PORT}/registry"
+      -Dapicurio.datasource.username=orderflow -Dapicurio.datasource.password=unused
+      -Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2
+      -Dapicurio.datasource.jdbc.max-size=20
+    )
+  else
+    log "warning: no PostgreSQL (STACK_POSTGRES=$STACK_POSTGRES, server binaries: ${PG_BIN:-none found})," \
+      "so the registry keeps schemas in memory: their ids restart with it, and records already" \
+      "in Kafka may decode against the wrong schema after \`down\`/\`up\`"
+  fi
   # shellcheck disable=SC2086
   nohup java $REGISTRY_HEAP -XX:+UseSerialGC -Djava.awt.headless=true \
     -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
     -Dquarkus.log.level=WARN -Dquarkus.banner.enabled=false \
-    -Dorderflow.stack="$STACK_DIR" \
+    "${storage[@]}" -Dorderflow.stack="$STACK_DIR" \
     -jar "$(registry_jar)" >"$STACK_DIR/registry.log" 2>&1 &
   echo $! >"$STACK_DIR/registry.pid"
 }
@@ -181,22 +200,34 @@ as_postgres() {
 start_postgres() {
   postgres_enabled || return 0
   local data="$STACK_DIR/pg"
-  if as_postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then log "postgres already running"; return 0; fi
-  port_open "$POSTGRES_PORT" && die "port $POSTGRES_PORT is taken by another process; set POSTGRES_PORT."
-  if [[ ! -f "$data/PG_VERSION" ]]; then
-    mkdir -p "$data"
-    [[ "$(id -u)" == 0 ]] && chown -R postgres "$STACK_DIR" && chmod 755 "$STACK_DIR"
-    as_postgres "$PG_BIN/initdb" -D "$data" -U orderflow --auth=trust -E UTF8 >"$STACK_DIR/pg-init.log" 2>&1 \
-      || die "initdb failed; see $STACK_DIR/pg-init.log"
+  if as_postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    log "postgres already running"
+  else
+    port_open "$POSTGRES_PORT" && die "port $POSTGRES_PORT is taken by another process; set POSTGRES_PORT."
+    if [[ ! -f "$data/PG_VERSION" ]]; then
+      mkdir -p "$data"
+      [[ "$(id -u)" == 0 ]] && chown -R postgres "$STACK_DIR" && chmod 755 "$STACK_DIR"
+      as_postgres "$PG_BIN/initdb" -D "$data" -U orderflow --auth=trust -E UTF8 >"$STACK_DIR/pg-init.log" 2>&1 \
+        || die "initdb failed; see $STACK_DIR/pg-init.log"
+    fi
+    [[ "$(id -u)" == 0 ]] && touch "$STACK_DIR/postgres.log" && chown postgres "$STACK_DIR/postgres.log"
+    as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$STACK_DIR/postgres.log" -w -t 60 \
+      -o "-p $POSTGRES_PORT -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+      || die "PostgreSQL did not start; see $STACK_DIR/postgres.log"
   fi
-  [[ "$(id -u)" == 0 ]] && touch "$STACK_DIR/postgres.log" && chown postgres "$STACK_DIR/postgres.log"
-  as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$STACK_DIR/postgres.log" -w -t 60 \
-    -o "-p $POSTGRES_PORT -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
-    || die "PostgreSQL did not start; see $STACK_DIR/postgres.log"
-  as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='orderflow'" | grep -q 1 \
-    || as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow orderflow
+  # orderflow's own database, and the registry's beside it (its tables are its own business).
+  # Checked on every start: a stack directory from before the registry used PostgreSQL lacks it.
+  create_database orderflow
+  create_database registry
   log "postgres ready"
+}
+
+create_database() { # name
+  local found
+  found="$(as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='$1'")" || die "PostgreSQL did not answer; see $STACK_DIR/postgres.log"
+  [[ "$found" == 1 ]] || as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow "$1" >&2 \
+    || die "could not create the PostgreSQL database $1; see $STACK_DIR/postgres.log"
 }
 
 print_env() {
@@ -245,8 +276,10 @@ up() {
   save_ports
   local started=$SECONDS
   start_kafka
-  start_registry
+  # The registry keeps its schemas in PostgreSQL, so the database comes first; Kafka boots
+  # meanwhile.
   start_postgres
+  start_registry
   wait_until kafka "$START_TIMEOUT" kafka_ready
   wait_until registry "$START_TIMEOUT" registry_ready
   log "stack up in $(( SECONDS - started ))s (STACK_DIR=$STACK_DIR)"

@@ -55,6 +55,8 @@ def test_up_twice_is_safe_and_down_stops_everything() -> None:
 def test_first_run_fetches_on_stderr_and_prints_only_exports(tmp_path: Path) -> None:
     """A fresh clone: no target/ yet, so `up` fetches through Maven (offline from ~/.m2)
     before it starts anything, and `eval "$(stack.sh up)"` must still see only exports.
+
+    Without PostgreSQL it also shows the registry's fallback: in memory, with a warning.
     """
     clone = tmp_path / "local"
     clone.mkdir()
@@ -63,6 +65,7 @@ def test_first_run_fetches_on_stderr_and_prints_only_exports(tmp_path: Path) -> 
     stack = LocalStack(
         Path(tempfile.mkdtemp(prefix="orderflow-first-run-")),
         script=clone / "stack.sh",
+        extra_env={"STACK_POSTGRES": "0"},
     )
     try:
         up = stack.run("up")
@@ -72,6 +75,8 @@ def test_first_run_fetches_on_stderr_and_prints_only_exports(tmp_path: Path) -> 
         lines = up.stdout.splitlines()
         assert lines, up.stderr
         assert [line for line in lines if not EXPORT_LINE.match(line)] == [], up.stdout
+        assert "ORDERFLOW_DATABASE_URL" not in up.stdout
+        assert "registry keeps schemas in memory" in up.stderr
     finally:
         down = stack.down()
         shutil.rmtree(stack.stack_dir, ignore_errors=True)
