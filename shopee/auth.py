@@ -6,6 +6,8 @@ endpoints answer flat (``access_token`` at top level, no ``response`` object).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from pydantic import SecretStr, ValidationError
@@ -49,8 +51,9 @@ class AuthApi:
     def get_access_token(self, code: str, shop_id: int) -> TokenGrant:
         """Trade the code from the seller's redirect for the shop's first token pair."""
         body = {"code": code, "shop_id": shop_id, "partner_id": self._transport.partner_id}
-        data = self._transport.call("POST", TOKEN_GET_PATH, body=body, idempotent=False)
-        return _grant(TOKEN_GET_PATH, data)
+        return self._transport.call(
+            "POST", TOKEN_GET_PATH, body=body, idempotent=False, parse=_grant_parser(TOKEN_GET_PATH)
+        )
 
     def refresh_access_token(self, refresh_token: str, shop_id: int) -> TokenGrant:
         """A new token pair; ``refresh_token`` is spent by this call whatever happens next."""
@@ -60,16 +63,27 @@ class AuthApi:
             "partner_id": self._transport.partner_id,
         }
         # Not idempotent: a refresh token works once, so only provably unsent calls retry.
-        data = self._transport.call("POST", ACCESS_TOKEN_GET_PATH, body=body, idempotent=False)
-        return _grant(ACCESS_TOKEN_GET_PATH, data)
+        return self._transport.call(
+            "POST",
+            ACCESS_TOKEN_GET_PATH,
+            body=body,
+            idempotent=False,
+            parse=_grant_parser(ACCESS_TOKEN_GET_PATH),
+        )
 
 
-def _grant(path: str, data: dict[str, object]) -> TokenGrant:
-    try:
-        return TokenGrant.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedResponse(
-            f"token answer without a usable token pair: {exc.error_count()} problem(s), "
-            f"first at {'.'.join(str(p) for p in exc.errors()[0]['loc'])}",
-            api=api_name(path),
-        ) from exc
+def _grant_parser(path: str) -> Callable[[dict[str, Any]], TokenGrant]:
+    """A transport ``parse`` for the flat token answers. An answer without a usable pair is a
+    ``MalformedResponse``: the refresh token may be spent all the same."""
+
+    def parse(data: dict[str, Any]) -> TokenGrant:
+        try:
+            return TokenGrant.model_validate(data)
+        except ValidationError as exc:
+            raise MalformedResponse(
+                f"token answer without a usable token pair: {exc.error_count()} problem(s), "
+                f"first at {'.'.join(str(p) for p in exc.errors()[0]['loc'])}",
+                api=api_name(path),
+            ) from exc
+
+    return parse

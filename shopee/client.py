@@ -5,6 +5,10 @@
 Every shop-level call gets a fresh access token first; if Shopee still rejects the token, the
 client refreshes it and retries the call exactly once. It is synchronous and safe to share
 between threads.
+
+Nothing is ever read from a failure: an answer without the ``response`` object its API always
+returns, or without the list a page is made of, raises ``MalformedResponse`` (transient, and
+retried inside the transport) instead of passing for "no orders".
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,7 +27,7 @@ from sqlalchemy.engine import Engine
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
 from shopee.auth import AuthApi
-from shopee.errors import AuthError, InvalidRequest, MalformedResponse
+from shopee.errors import AuthError, InvalidRequest, MalformedResponse, NotFound
 from shopee.models import (
     ORDER_LIST_STATUS_FILTERS,
     AppPushConfig,
@@ -34,6 +39,7 @@ from shopee.models import (
     ModelStock,
     OrderDetail,
     OrderDetailList,
+    OrderDetails,
     OrderListEntry,
     OrderListPage,
     StockUpdateResult,
@@ -85,19 +91,88 @@ DETAIL_FIELDS: tuple[str, ...] = (
 )
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
-def _parse(model: type[M], path: str, payload: object) -> M:
+def _request_id(envelope: Mapping[str, Any]) -> str:
+    value = envelope.get("request_id")
+    return value if isinstance(value, str) else ""
+
+
+def _validate(model: type[M], path: str, payload: object, envelope: Mapping[str, Any]) -> M:
     try:
-        return model.model_validate({} if payload is None else payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "response"
         raise MalformedResponse(
             f"unexpected response shape ({exc.error_count()} problem(s)); first: "
-            f"{where}: {first['msg']}",
+            f"response.{where}: {first['msg']}",
             api=api_name(path),
+            request_id=_request_id(envelope),
         ) from exc
+
+
+def _response_object(path: str, envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``response`` object of a successful answer.
+
+    Only for APIs whose success always carries one: without it the answer says nothing, and
+    "nothing" must never be read as "no orders" or "no lost pushes".
+    """
+    payload = envelope.get("response")
+    if not isinstance(payload, dict):
+        what = "no response" if payload is None else f"a response of type {type(payload).__name__}"
+        raise MalformedResponse(
+            f"Shopee reported success with {what}, not a response object",
+            api=api_name(path),
+            request_id=_request_id(envelope),
+        )
+    return payload
+
+
+def _response(model: type[M], path: str) -> Callable[[dict[str, Any]], M]:
+    """A transport ``parse`` reading ``model`` from the answer's required ``response``."""
+
+    def parse(envelope: dict[str, Any]) -> M:
+        return _validate(model, path, _response_object(path, envelope), envelope)
+
+    return parse
+
+
+def _warnings(envelope: Mapping[str, Any]) -> list[str]:
+    """The envelope's ``warning`` as a list: a string on most APIs, a list on get_order_detail,
+    ``"-"`` in some samples."""
+    raw = envelope.get("warning")
+    items = raw if isinstance(raw, list) else [raw]
+    return [
+        item.strip() for item in items if isinstance(item, str) and item.strip() not in ("", "-")
+    ]
+
+
+@dataclass(frozen=True)
+class _DetailPage:
+    orders: list[OrderDetail]
+    warnings: list[str]
+
+
+def _detail_page(envelope: dict[str, Any]) -> _DetailPage:
+    details = _validate(
+        OrderDetailList,
+        ORDER_DETAIL_PATH,
+        _response_object(ORDER_DETAIL_PATH, envelope),
+        envelope,
+    )
+    return _DetailPage(details.order_list, _warnings(envelope))
+
+
+def _missing_reason(order_sn: str, warnings: Sequence[str]) -> str:
+    """Why ``order_sn`` did not come back from a call that succeeded without it."""
+    naming = [warning for warning in warnings if order_sn in warning]
+    if naming:
+        return "; ".join(naming)
+    if warnings:
+        return "Shopee left the order out with warning: " + "; ".join(warnings)
+    return "Shopee left the order out of its answer without an error or a warning"
 
 
 class ShopeeClient:
@@ -220,8 +295,13 @@ class ShopeeClient:
         }
         if order_status is not None:
             params["order_status"] = order_status
-        data = self._shop_call("GET", ORDER_LIST_PATH, shop_id, params=params)
-        return _parse(OrderListPage, ORDER_LIST_PATH, data.get("response"))
+        return self._shop_call(
+            "GET",
+            ORDER_LIST_PATH,
+            shop_id,
+            params=params,
+            parse=_response(OrderListPage, ORDER_LIST_PATH),
+        )
 
     def iter_orders(
         self,
@@ -265,22 +345,68 @@ class ShopeeClient:
                     )
                 cursor = page.next_cursor
 
-    def get_order_detail(self, shop_id: int, order_sns: Iterable[str]) -> list[OrderDetail]:
-        """Full snapshots of the given orders, fetched in batches of at most 50 with every
-        field in ``DETAIL_FIELDS``. Orders Shopee does not return are left out."""
+    def get_order_detail(self, shop_id: int, order_sns: Iterable[str]) -> OrderDetails:
+        """Full snapshots of the given orders (every field in ``DETAIL_FIELDS``), and which of
+        them Shopee did not return.
+
+        Orders are asked for in batches of at most 50, one call per batch when Shopee knows
+        them all; an order asked for twice is fetched once. Every requested order ends up in
+        ``found`` (request order) or ``missing`` (order_sn -> reason):
+
+        * Shopee leaves an unknown order out and names it in ``warning``: ``missing`` gets
+          that warning (or says it was left out silently);
+        * Shopee fails a whole batch with ``error_not_found``: the batch is halved until the
+          orders that exist came back and each unknown one failed alone; ``missing`` gets
+          Shopee's message. An unknown order costs about ``2 * log2(batch size)`` extra calls.
+
+        Orders returned that were not asked for are ignored. Any other failure (including a
+        malformed answer) propagates for the whole call: a partial answer is never passed off
+        as a complete one.
+        """
         unique = list(dict.fromkeys(order_sns))
-        details: list[OrderDetail] = []
+        found: dict[str, OrderDetail] = {}
+        missing: dict[str, str] = {}
         for offset in range(0, len(unique), MAX_DETAIL_BATCH):
             batch = unique[offset : offset + MAX_DETAIL_BATCH]
-            params = {
-                "order_sn_list": ",".join(batch),
-                "response_optional_fields": self._detail_fields,
-            }
-            data = self._shop_call("GET", ORDER_DETAIL_PATH, shop_id, params=params)
-            details.extend(
-                _parse(OrderDetailList, ORDER_DETAIL_PATH, data.get("response")).order_list
+            self._fetch_details(shop_id, batch, found, missing)
+        return OrderDetails(
+            found=[found[sn] for sn in unique if sn in found],
+            missing={sn: missing[sn] for sn in unique if sn in missing},
+        )
+
+    def _fetch_details(
+        self,
+        shop_id: int,
+        batch: Sequence[str],
+        found: dict[str, OrderDetail],
+        missing: dict[str, str],
+    ) -> None:
+        """Fetch ``batch`` into ``found``/``missing``, bisecting on ``error_not_found``."""
+        params = {
+            "order_sn_list": ",".join(batch),
+            "response_optional_fields": self._detail_fields,
+        }
+        try:
+            page = self._shop_call(
+                "GET", ORDER_DETAIL_PATH, shop_id, params=params, parse=_detail_page
             )
-        return details
+        except NotFound as exc:
+            if len(batch) == 1:
+                missing[batch[0]] = exc.message or exc.reason
+                return
+            # Shopee names no culprit when one unknown order fails the batch; halving finds
+            # it while the orders that do exist still come back.
+            middle = len(batch) // 2
+            self._fetch_details(shop_id, batch[:middle], found, missing)
+            self._fetch_details(shop_id, batch[middle:], found, missing)
+            return
+        wanted = set(batch)
+        for detail in page.orders:
+            if detail.order_sn in wanted:
+                found.setdefault(detail.order_sn, detail)
+        for order_sn in batch:
+            if order_sn not in found:
+                missing[order_sn] = _missing_reason(order_sn, page.warnings)
 
     def cancel_order(
         self,
@@ -294,6 +420,13 @@ class ShopeeClient:
         OUT_OF_STOCK needs the short lines in ``item_list`` (checked before sending).
         ``CannotCancel`` when Shopee refuses (shipped, tracking number issued, already
         cancelled): final. Never retried once the request may have reached Shopee.
+
+        The reference (§7.1, §10.4) shows every success carrying ``response:
+        {"update_time"}``. So an answer without a ``response`` object (say a bare ``{}``
+        from a proxy) is a ``MalformedResponse``, an ``OutcomeUnknown``: the cancel may or
+        may not have happened, so read the order back. A ``response`` without
+        ``update_time`` is accepted (None), because the field itself is not something a
+        caller can rely on (Shopee's own sample for the sister API has an 11-digit value).
         """
         reason = CancelReason(reason)
         if reason is CancelReason.OUT_OF_STOCK and not item_list:
@@ -303,29 +436,49 @@ class ShopeeClient:
             body["item_list"] = [
                 item.model_dump(include={"item_id", "model_id"}) for item in item_list
             ]
-        data = self._shop_call("POST", CANCEL_ORDER_PATH, shop_id, body=body, idempotent=False)
-        return _parse(UpdateTimeResult, CANCEL_ORDER_PATH, data.get("response")).update_time
+        result = self._shop_call(
+            "POST",
+            CANCEL_ORDER_PATH,
+            shop_id,
+            body=body,
+            idempotent=False,
+            parse=_response(UpdateTimeResult, CANCEL_ORDER_PATH),
+        )
+        return result.update_time
 
     def handle_buyer_cancellation(
         self, shop_id: int, order_sn: str, operation: BuyerCancellationOperation
     ) -> int | None:
         """Accept or reject a buyer's cancellation request (the order must be IN_CANCEL,
-        else ``InvalidOrderStatus``); Shopee's ``update_time`` of the change."""
+        else ``InvalidOrderStatus``); Shopee's ``update_time`` of the change.
+
+        Answers are read as in ``cancel_order`` (reference §7.2, §10.4): no ``response``
+        object is a ``MalformedResponse`` (outcome unknown, never resent), a ``response``
+        without ``update_time`` gives None.
+        """
         body = {"order_sn": order_sn, "operation": BuyerCancellationOperation(operation).value}
-        data = self._shop_call(
-            "POST", HANDLE_BUYER_CANCELLATION_PATH, shop_id, body=body, idempotent=False
+        result = self._shop_call(
+            "POST",
+            HANDLE_BUYER_CANCELLATION_PATH,
+            shop_id,
+            body=body,
+            idempotent=False,
+            parse=_response(UpdateTimeResult, HANDLE_BUYER_CANCELLATION_PATH),
         )
-        return _parse(
-            UpdateTimeResult, HANDLE_BUYER_CANCELLATION_PATH, data.get("response")
-        ).update_time
+        return result.update_time
 
     # -----------------------------------------------------------------------------------------
     # Products and stock
 
     def get_model_list(self, shop_id: int, item_id: int) -> ModelList:
         """An item's variants with their SKUs and stock."""
-        data = self._shop_call("GET", MODEL_LIST_PATH, shop_id, params={"item_id": item_id})
-        return _parse(ModelList, MODEL_LIST_PATH, data.get("response"))
+        return self._shop_call(
+            "GET",
+            MODEL_LIST_PATH,
+            shop_id,
+            params={"item_id": item_id},
+            parse=_response(ModelList, MODEL_LIST_PATH),
+        )
 
     def update_stock(
         self, shop_id: int, item_id: int, stock_list: Sequence[ModelStock]
@@ -342,8 +495,13 @@ class ShopeeClient:
                 entry.model_dump(mode="json", exclude_none=True) for entry in stock_list
             ],
         }
-        data = self._shop_call("POST", UPDATE_STOCK_PATH, shop_id, body=body)
-        return _parse(StockUpdateResult, UPDATE_STOCK_PATH, data.get("response"))
+        return self._shop_call(
+            "POST",
+            UPDATE_STOCK_PATH,
+            shop_id,
+            body=body,
+            parse=_response(StockUpdateResult, UPDATE_STOCK_PATH),
+        )
 
     # -----------------------------------------------------------------------------------------
     # Push (partner level, public signature)
@@ -351,11 +509,16 @@ class ShopeeClient:
     def get_lost_push_message(self) -> LostPushPage:
         """The earliest (up to 100) pushes Shopee failed to deliver in the last 3 days and
         not yet confirmed. Store them before confirming: confirming drops them for good."""
-        data = self.transport.call("GET", LOST_PUSH_PATH)
-        return _parse(LostPushPage, LOST_PUSH_PATH, data.get("response"))
+        return self.transport.call(
+            "GET", LOST_PUSH_PATH, parse=_response(LostPushPage, LOST_PUSH_PATH)
+        )
 
     def confirm_consumed_lost_push_message(self, last_message_id: int) -> None:
-        """Tell Shopee every lost push up to ``last_message_id`` is safely stored."""
+        """Tell Shopee every lost push up to ``last_message_id`` is safely stored.
+
+        Nothing is read from the answer, so none is required: a confirmation lost this way
+        only means the same pushes come back, which downstream deduplication absorbs.
+        """
         self.transport.call(
             "POST", CONFIRM_LOST_PUSH_PATH, body={"last_message_id": last_message_id}
         )
@@ -363,8 +526,9 @@ class ShopeeClient:
     def get_app_push_config(self) -> AppPushConfig:
         """The app's push settings, including ``live_push_status`` (Shopee suspends pushes
         when too many fail)."""
-        data = self.transport.call("GET", APP_PUSH_CONFIG_PATH)
-        return _parse(AppPushConfig, APP_PUSH_CONFIG_PATH, data.get("response"))
+        return self.transport.call(
+            "GET", APP_PUSH_CONFIG_PATH, parse=_response(AppPushConfig, APP_PUSH_CONFIG_PATH)
+        )
 
     # -----------------------------------------------------------------------------------------
 
@@ -374,10 +538,11 @@ class ShopeeClient:
         path: str,
         shop_id: int,
         *,
+        parse: Callable[[dict[str, Any]], T],
         params: Params | None = None,
         body: Mapping[str, Any] | None = None,
         idempotent: bool = True,
-    ) -> dict[str, Any]:
+    ) -> T:
         token = self.tokens.access_token(shop_id)
         try:
             return self.transport.call(
@@ -387,6 +552,7 @@ class ShopeeClient:
                 params=params,
                 body=body,
                 idempotent=idempotent,
+                parse=parse,
             )
         except AuthError:
             # Shopee rejected the token (expired early, or replaced by a re-authorisation).
@@ -399,4 +565,5 @@ class ShopeeClient:
             params=params,
             body=body,
             idempotent=idempotent,
+            parse=parse,
         )

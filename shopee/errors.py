@@ -3,18 +3,22 @@
 ``ShopeeError`` is the root. Callers decide by class, never by parsing messages:
 
 * ``RetryableError``: transient (rate limit, Shopee server trouble, timeouts, connection
-  errors, 5xx without an envelope). Back off and try again. ``OutcomeUnknown`` is the subset
-  where a mutating request may already have been applied (timeout or 5xx after sending).
+  errors, 5xx without an envelope, an answer that is not the documented shape). Back off and
+  try again. ``OutcomeUnknown`` is the subset where a mutating request may already have been
+  applied (timeout, 5xx or an unreadable answer after sending).
 * ``AuthError``: the access token was rejected; refresh it and retry the call once.
 * ``FinalError``: retrying the same request cannot help (parameters, permissions, signature,
   shop banned or unlinked, daily quota, "Can not cancel this order", ...).
 * ``MalformedPush``: a push body that is not one of the documented shapes.
 
 ``classify`` is the pure decision from an envelope's ``error``/``message`` to a class; the
-transport raises what it returns.
+transport raises what it returns. ``failure_kind`` is the pure decision a consumer runtime
+needs from any of these: retry, park the shop, or give up on the record.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 # Shopee prefixes some error names with a module ("common.error_auth", "order.error_limit",
 # and even "order. error_param" with a space); the base name decides most cases.
@@ -75,7 +79,8 @@ class RateLimited(RetryableError):
 
 
 class OutcomeUnknown(RetryableError):
-    """The request was sent but no answer came back (timeout, 5xx without an envelope).
+    """The request was sent but no usable answer came back (timeout, 5xx without an
+    envelope, or a ``MalformedResponse``).
 
     A mutating call (cancel, buyer-cancellation answer) may or may not have been applied;
     read the order back before deciding to send it again.
@@ -84,6 +89,20 @@ class OutcomeUnknown(RetryableError):
 
 class NotSent(RetryableError):
     """The connection never opened, so Shopee cannot have acted on the request."""
+
+
+class MalformedResponse(OutcomeUnknown):
+    """Shopee answered, but not with the documented shape: a body that is not a JSON object,
+    an ``error`` that is not a string, a success without the ``response`` object (or list)
+    the API always returns.
+
+    Never read as an empty result: "no orders" taken from a broken answer would let a poller
+    move past orders it never saw. Transient, because a broken answer (a proxy page, a
+    half-deployed Shopee node) is usually gone on the next try. It is an ``OutcomeUnknown``
+    because the request did reach something that answered: after a mutating call (cancel,
+    buyer-cancellation answer, token refresh) it may have been applied, so it is never
+    resent automatically; read the order back instead.
+    """
 
 
 class AuthError(ShopeeError):
@@ -124,10 +143,6 @@ class ReauthorizationRequired(FinalError):
 
     Only the seller can fix this, by authorising the app again (``orderflow auth url``).
     """
-
-
-class MalformedResponse(FinalError):
-    """Shopee answered with something that is not the documented shape."""
 
 
 class MalformedPush(ShopeeError):
@@ -195,4 +210,34 @@ def metric_outcome(exc: ShopeeError) -> str:
         return "retryable"
     if isinstance(exc, AuthError):
         return "auth"
+    return "final"
+
+
+FailureKind = Literal["transient", "blocked", "final"]
+
+
+def failure_kind(exc: ShopeeError) -> FailureKind:
+    """What a consumer should do with a record whose Shopee call raised ``exc``.
+
+    =============================================================  =========  ==================
+    class                                                          kind       the consumer
+    =============================================================  =========  ==================
+    ``RetryableError``: ``RateLimited``, ``OutcomeUnknown``,       transient  backs off and
+    ``MalformedResponse``, ``NotSent`` and plain ones                         retries, no commit
+    ``AuthError`` (the client already refreshed and retried once)  transient  same
+    ``ShopAccessLost``, ``ReauthorizationRequired``,               blocked    parks the shop's
+    ``DailyLimitReached``                                                     records, alerts
+    every other ``FinalError`` (``NotFound``, ``CannotCancel``,    final      dead-letters the
+    ``InvalidOrderStatus``, ``InvalidRequest``, plain ones)                   record
+    anything else (``MalformedPush``)                              final      same
+    =============================================================  =========  ==================
+
+    "blocked": the shop (or, for the daily quota, the whole app) cannot be served until a
+    person re-authorises it or the clock passes 00:00 UTC+08:00. Nothing is wrong with the
+    record, so it must never be dead-lettered for that, let alone a whole shop's records.
+    """
+    if isinstance(exc, RetryableError | AuthError):
+        return "transient"
+    if isinstance(exc, ShopAccessLost | ReauthorizationRequired | DailyLimitReached):
+        return "blocked"
     return "final"

@@ -14,6 +14,7 @@ Parsing is tolerant where Shopee is inconsistent and strict where a wrong value 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
@@ -169,9 +170,13 @@ class OrderListEntry(ShopeeModel):
 
 
 class OrderListPage(ShopeeModel):
-    more: bool = False
+    """One page of get_order_list. ``more`` and ``order_list`` are required: a page that lacks
+    them is not an empty page, and reading it as one would skip orders. ``order_list: null``
+    is accepted as empty (how Go services write an empty list)."""
+
+    more: bool
     next_cursor: Text = ""
-    order_list: Annotated[list[OrderListEntry], BeforeValidator(empty_if_absent)] = []
+    order_list: Annotated[list[OrderListEntry], BeforeValidator(empty_if_absent)]
 
 
 class OrderItem(ShopeeModel):
@@ -272,7 +277,22 @@ class OrderDetail(ShopeeModel):
 
 
 class OrderDetailList(ShopeeModel):
-    order_list: Annotated[list[OrderDetail], BeforeValidator(empty_if_absent)] = []
+    """The ``response`` of get_order_detail; ``order_list`` is required (``null``: empty)."""
+
+    order_list: Annotated[list[OrderDetail], BeforeValidator(empty_if_absent)]
+
+
+@dataclass(frozen=True)
+class OrderDetails:
+    """What ``ShopeeClient.get_order_detail`` found for the orders it was asked about.
+
+    ``found`` holds the snapshots of requested orders Shopee returned, in the order asked.
+    ``missing`` maps every other requested ``order_sn`` to a human-readable reason (Shopee's
+    error message or warning). Every requested order is in exactly one of the two.
+    """
+
+    found: list[OrderDetail]
+    missing: dict[str, str]
 
 
 class UpdateTimeResult(ShopeeModel):

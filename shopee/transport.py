@@ -6,8 +6,10 @@ The transport knows the wire rules and nothing about individual APIs:
   ``access_token`` and ``shop_id`` for shop APIs); GET parameters go in the query, POST
   parameters in a JSON body; the signature uses the public formula for ``PUBLIC_SIGNED_PATHS``
   and the shop formula otherwise;
-* the envelope's ``error`` decides success, not the HTTP status; a response without an
-  envelope decides by status (5xx and 429 are transient, anything else is final);
+* the envelope's ``error`` decides success, not the HTTP status; an ``error`` that is not a
+  string (a number, an object, ``true``) is a ``MalformedResponse``, never success; a response
+  without an envelope decides by status (5xx, 408 and 429 are transient; a 2xx whose body is
+  not a JSON object is a ``MalformedResponse``, transient too; any other status is final);
 * each attempt is signed afresh (Shopee rejects timestamps older than 5 minutes), waits for the
   rate limiter, and is recorded in ``orderflow_shopee_requests_total`` and
   ``orderflow_shopee_request_seconds``.
@@ -21,13 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from pydantic import SecretStr
 
 from orderflow.metrics import Metrics
 from shopee.errors import (
+    FinalError,
     MalformedResponse,
     NotSent,
     OutcomeUnknown,
@@ -64,6 +67,7 @@ API_PREFIX = "/api/v2/"
 PLACEHOLDER_ERRORS = frozenset({"-"})
 
 Method = Literal["GET", "POST"]
+T = TypeVar("T")
 Params = Mapping[str, str | int]
 
 
@@ -120,6 +124,7 @@ class ShopeeTransport:
     def close(self) -> None:
         self._http.close()
 
+    @overload
     def call(
         self,
         method: Method,
@@ -129,12 +134,42 @@ class ShopeeTransport:
         params: Params | None = None,
         body: Mapping[str, Any] | None = None,
         idempotent: bool = True,
-    ) -> dict[str, Any]:
-        """One API call with retries.
+    ) -> dict[str, Any]: ...
+
+    @overload
+    def call(
+        self,
+        method: Method,
+        path: str,
+        *,
+        parse: Callable[[dict[str, Any]], T],
+        shop: ShopCredentials | None = None,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> T: ...
+
+    def call(
+        self,
+        method: Method,
+        path: str,
+        *,
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+        shop: ShopCredentials | None = None,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """One API call with retries: the decoded envelope, or ``parse(envelope)``.
+
+        ``parse`` turns a successful envelope into the API's result and runs inside each
+        attempt, so an answer it rejects with ``MalformedResponse`` is retried and counted
+        like any other transient failure rather than read as an empty result.
 
         ``idempotent=False`` (cancel, answer a buyer cancellation, refresh a token) retries
         only failures that prove Shopee did not act: the rate limit and connections that never
-        opened. Anything else propagates, ``OutcomeUnknown`` when the request may have landed.
+        opened. Anything else propagates, ``OutcomeUnknown`` (``MalformedResponse`` included)
+        when the request may have landed.
         """
         if shop is None and path not in PUBLIC_SIGNED_PATHS:
             raise ValueError(f"{path} is a shop API and needs shop credentials")
@@ -147,7 +182,7 @@ class ShopeeTransport:
             return idempotent or isinstance(exc, RateLimited | NotSent)
 
         return call_with_retries(
-            lambda: self._attempt(method, path, shop, params, body),
+            lambda: self._attempt(method, path, shop, params, body, parse),
             self._retry,
             should_retry=should_retry,
             sleep=self._sleep,
@@ -177,7 +212,8 @@ class ShopeeTransport:
         shop: ShopCredentials | None,
         params: Params | None,
         body: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+        parse: Callable[[dict[str, Any]], Any] | None,
+    ) -> Any:
         api = api_name(path)
         self._limiter.acquire(shop.shop_id if shop is not None else None)
         query = self._signed_query(path, shop)
@@ -203,11 +239,12 @@ class ShopeeTransport:
                     time.perf_counter() - started
                 )
             data = self._decode(api, response)
+            result = data if parse is None else parse(data)
         except ShopeeError as exc:
             self._metrics.shopee_requests.labels(api=api, outcome=metric_outcome(exc)).inc()
             raise
         self._metrics.shopee_requests.labels(api=api, outcome="ok").inc()
-        return data
+        return result
 
     def _decode(self, api: str, response: httpx.Response) -> dict[str, Any]:
         status = response.status_code
@@ -218,9 +255,20 @@ class ShopeeTransport:
             raise _without_envelope(api, status, "a body that is not JSON") from exc
         if not isinstance(data, dict):
             raise _without_envelope(api, status, "a JSON body that is not an object")
-        error = _as_text(data.get("error"))
         message = _as_text(data.get("message"))
         request_id = _as_text(data.get("request_id"))
+        raw_error = data.get("error")
+        if raw_error is not None and not isinstance(raw_error, str):
+            # A failure in a shape we do not know must not pass for success.
+            raise MalformedResponse(
+                f"Shopee answered HTTP {status} with an error field of type "
+                f"{type(raw_error).__name__}, not a string",
+                api=api,
+                message=message,
+                request_id=request_id,
+                http_status=status,
+            )
+        error = _as_text(raw_error)
         if error and error not in self._placeholder_errors:
             error_class = classify(error, message)
             raise error_class(
@@ -246,4 +294,10 @@ def _without_envelope(api: str, status: int, what: str) -> ShopeeError:
         return RateLimited(reason, api=api, http_status=status)
     if status >= 500 or status == 408:
         return OutcomeUnknown(reason, api=api, http_status=status)
-    return MalformedResponse(reason, api=api, http_status=status)
+    if 200 <= status < 300:
+        # Something answered "OK" with a body we cannot read (a proxy page, a truncated
+        # body): worth another try, and never an empty result.
+        return MalformedResponse(reason, api=api, http_status=status)
+    # A 4xx (or a redirect) from something that is not Shopee's API: a wrong base URL or path,
+    # a firewall. The same request will be refused again.
+    return FinalError(reason, api=api, http_status=status)

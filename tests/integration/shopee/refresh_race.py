@@ -39,7 +39,7 @@ def replica(
     with ShopeeClient.from_settings(settings, engine, Metrics(CollectorRegistry())) as client:
         start.wait(30)
         try:
-            (detail,) = client.get_order_detail(shop_id, [order_sn])
+            (detail,) = client.get_order_detail(shop_id, [order_sn]).found
             results.put("ok" if detail.order_sn == order_sn else "wrong order")
         except ShopeeError as exc:
             results.put(f"{type(exc).__name__}: {exc}")

@@ -75,7 +75,9 @@ def test_details_are_fetched_fifty_at_a_time(
     sandbox: SandboxServer, client: ShopeeClient, shop: int, item: int
 ) -> None:
     created = _orders(sandbox, shop, item, 120)
-    details = client.get_order_detail(shop, created)
+    result = client.get_order_detail(shop, created)
+    assert result.missing == {}
+    details = result.found
     assert [d.order_sn for d in details] == created
     calls = sandbox.state.call_log.snapshot("order.get_order_detail")
     assert [len(c.order_sn_list) for c in calls] == [50, 50, 20]
@@ -98,7 +100,7 @@ def test_out_of_stock_cancel_needs_item_list(
     )
     assert update_time is not None
     assert sandbox.state.order(order_sn).status == "CANCELLED"
-    (detail,) = client.get_order_detail(shop, [order_sn])
+    (detail,) = client.get_order_detail(shop, [order_sn]).found
     assert detail.order_status == "CANCELLED"
     assert detail.cancel_by == "seller"
 
@@ -140,7 +142,7 @@ def test_expired_access_token_is_refreshed_and_the_call_retried_once(
 ) -> None:
     (order_sn,) = _orders(sandbox, shop, item, 1)
     sandbox.state.expire_access_tokens(shop)
-    (detail,) = client.get_order_detail(shop, [order_sn])
+    (detail,) = client.get_order_detail(shop, [order_sn]).found
     assert detail.order_sn == order_sn
     rejection = sandbox.state.config.invalid_access_token_error
     assert [(c.api, c.error) for c in sandbox.calls[1:]] == [
@@ -178,7 +180,7 @@ def test_injected_errors_are_retried_until_success(
     created = _orders(sandbox, shop, item, 30)
     sandbox.state.set_faults(FaultConfig(error_rates={"get_order_detail": 0.5}))
     for order_sn in created:
-        (detail,) = client.get_order_detail(shop, [order_sn])
+        (detail,) = client.get_order_detail(shop, [order_sn]).found
         assert detail.order_sn == order_sn
     calls = sandbox.state.call_log.snapshot("order.get_order_detail")
     faults = {c.fault for c in calls if c.fault}
@@ -207,8 +209,45 @@ def test_final_errors_are_not_retried(
     sandbox: SandboxServer, client: ShopeeClient, shop: int
 ) -> None:
     with pytest.raises(NotFound):
-        client.get_order_detail(shop, ["NO-SUCH-ORDER"])
+        client.get_model_list(shop, 404404)
+    assert len(sandbox.state.call_log.snapshot("product.get_model_list")) == 1
+
+
+def test_an_unknown_order_is_reported_missing_not_retried(
+    sandbox: SandboxServer, client: ShopeeClient, shop: int
+) -> None:
+    details = client.get_order_detail(shop, ["NO-SUCH-ORDER"])
+    assert details.found == []
+    assert details.missing == {"NO-SUCH-ORDER": "Wrong parameters, detail: the order is not found."}
     assert len(sandbox.state.call_log.snapshot("order.get_order_detail")) == 1
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "reason"),
+    [
+        ({"unknown_order_sn": "error"}, "Wrong parameters, detail: the order is not found."),
+        ({"unknown_order_sn": "skip"}, "order_sn {sn} is not found."),
+    ],
+    indirect=["sandbox"],
+    ids=["batch-fails", "order-skipped"],
+)
+def test_unknown_orders_do_not_hide_the_ones_that_exist(
+    sandbox: SandboxServer, client: ShopeeClient, shop: int, item: int, reason: str
+) -> None:
+    created = _orders(sandbox, shop, item, 60)
+    unknown = ["GONE-1", "GONE-2"]
+    asked = [*created[:10], unknown[0], *created[10:], unknown[1]]
+    details = client.get_order_detail(shop, asked)
+    assert [d.order_sn for d in details.found] == created
+    assert details.missing == {sn: reason.format(sn=sn) for sn in unknown}
+    calls = sandbox.state.call_log.snapshot("order.get_order_detail")
+    assert all(len(c.order_sn_list) <= 50 for c in calls)
+    if sandbox.state.config.unknown_order_sn == "skip":
+        assert [len(c.order_sn_list) for c in calls] == [50, 12]  # one call per batch
+    else:
+        # Each failing batch is halved until its one unknown order fails alone.
+        assert sum(c.ok for c in calls) > 2
+        assert len(calls) <= 2 * (1 + 2 * 6)
 
 
 def test_lost_pushes_are_read_and_confirmed(

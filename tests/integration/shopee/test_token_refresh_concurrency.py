@@ -41,7 +41,7 @@ def test_two_replicas_with_threads_refresh_once(
     def worker(client: ShopeeClient) -> None:
         start.wait()
         try:
-            (detail,) = client.get_order_detail(shop, [order_sn])
+            (detail,) = client.get_order_detail(shop, [order_sn]).found
             outcomes.append("ok" if detail.order_sn == order_sn else "wrong order")
         except ShopeeError as exc:
             outcomes.append(f"{type(exc).__name__}: {exc}")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
 
 from orderflow.metrics import Metrics
 from shopee import client as api
+from shopee.client import ShopeeClient
 from shopee.errors import (
     AuthError,
     CannotCancel,
@@ -175,31 +178,56 @@ def test_a_cursor_that_does_not_move_stops_the_iteration(h: Harness) -> None:
 # --- details ---------------------------------------------------------------------------------
 
 
-def _details(call: Call) -> Reply:
-    sns = call.query["order_sn_list"].split(",")
-    return ok(
-        {
-            "order_list": [
-                {
-                    "order_sn": sn,
-                    "order_status": "READY_TO_SHIP",
-                    "create_time": 1,
-                    "update_time": 2,
-                }
-                for sn in sns
-                if sn != "GONE"
-            ]
-        }
-    )
+NOT_FOUND = "Wrong parameters, detail: the order is not found."
+
+
+def _detail(order_sn: str) -> dict[str, object]:
+    return {
+        "order_sn": order_sn,
+        "order_status": "READY_TO_SHIP",
+        "create_time": 1,
+        "update_time": 2,
+    }
+
+
+def _detail_shopee(
+    known: Iterable[str],
+    *,
+    unknown: Literal["error", "skip", "silent"] = "error",
+    warning_as: Literal["list", "str"] = "list",
+    extra: Sequence[str] = (),
+) -> Handler:
+    """A get_order_detail that knows ``known`` and treats any other order_sn like the sandbox:
+    ``error`` fails the whole call with error_not_found, ``skip`` leaves it out and names it
+    in ``warning``, ``silent`` leaves it out without a word. ``extra`` orders come back in
+    every answer, asked for or not."""
+    known = set(known)
+
+    def handler(call: Call) -> Reply:
+        sns = call.query["order_sn_list"].split(",")
+        assert len(sns) <= 50
+        absent = [sn for sn in sns if sn not in known]
+        if absent and unknown == "error":
+            return error("error_not_found", NOT_FOUND, status=404)
+        status, envelope = ok(
+            {"order_list": [_detail(sn) for sn in [*sns, *extra] if sn in known or sn in extra]}
+        )
+        if absent and unknown == "skip":
+            warnings = [f"order_sn {sn} is not found." for sn in absent]
+            envelope["warning"] = warnings if warning_as == "list" else " ".join(warnings)
+        return status, envelope
+
+    return handler
 
 
 def test_details_are_fetched_in_batches_of_fifty(h: Harness) -> None:
-    h.shopee.handlers[api.ORDER_DETAIL_PATH] = _details
-    sns = [f"S{n:03}" for n in range(120)] + ["S000", "GONE"]
-    details = h.client.get_order_detail(SHOP, sns)
-    assert [d.order_sn for d in details] == [f"S{n:03}" for n in range(120)]
+    sns = [f"S{n:03}" for n in range(120)]
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = _detail_shopee(sns)
+    details = h.client.get_order_detail(SHOP, [*sns, "S000"])
+    assert [d.order_sn for d in details.found] == sns
+    assert details.missing == {}
     calls = h.shopee.calls_to(api.ORDER_DETAIL_PATH)
-    assert [len(c.query["order_sn_list"].split(",")) for c in calls] == [50, 50, 21]
+    assert [len(c.query["order_sn_list"].split(",")) for c in calls] == [50, 50, 20]
     fields = set(calls[0].query["response_optional_fields"].split(","))
     for needed in (
         "item_list",
@@ -216,8 +244,142 @@ def test_details_are_fetched_in_batches_of_fifty(h: Harness) -> None:
 
 
 def test_no_orders_no_calls(h: Harness) -> None:
-    assert h.client.get_order_detail(SHOP, []) == []
+    assert h.client.get_order_detail(SHOP, []) == api.OrderDetails(found=[], missing={})
     assert h.shopee.calls_to(api.ORDER_DETAIL_PATH) == []
+
+
+BATCH = [f"B{n:02}" for n in range(50)]
+
+
+@dataclass(frozen=True)
+class DetailCase:
+    name: str
+    requested: list[str]
+    known: list[str]
+    missing: dict[str, str]
+    max_calls: int
+    unknown: Literal["error", "skip", "silent"] = "error"
+    warning_as: Literal["list", "str"] = "list"
+    extra: tuple[str, ...] = ()
+
+
+DETAIL_CASES = [
+    DetailCase("all known: one call", BATCH, BATCH, {}, 1),
+    DetailCase(
+        "one unknown fails the batch: bisected",
+        [*BATCH[:20], "GONE", *BATCH[20:49]],
+        BATCH,
+        {"GONE": NOT_FOUND},
+        1 + 2 * 6,  # one failing and one good half per level, log2(50) < 6 levels
+    ),
+    DetailCase(
+        "two unknowns far apart",
+        ["GONE-1", *BATCH[:48], "GONE-2"],
+        BATCH,
+        {"GONE-1": NOT_FOUND, "GONE-2": NOT_FOUND},
+        1 + 2 * 2 * 6,
+    ),
+    DetailCase(
+        "all unknown",
+        ["X1", "X2", "X3"],
+        [],
+        {"X1": NOT_FOUND, "X2": NOT_FOUND, "X3": NOT_FOUND},
+        5,
+    ),
+    DetailCase("a single unknown order", ["X1"], [], {"X1": NOT_FOUND}, 1),
+    DetailCase(
+        "unknown in the second batch only: the first batch is one call",
+        [f"S{n:03}" for n in range(60)] + ["GONE"],
+        [f"S{n:03}" for n in range(60)],
+        {"GONE": NOT_FOUND},
+        1 + 1 + 2 * 4,
+    ),
+    DetailCase(
+        "skipped with a warning list naming it",
+        [*BATCH[:10], "GONE"],
+        BATCH,
+        {"GONE": "order_sn GONE is not found."},
+        1,
+        unknown="skip",
+    ),
+    DetailCase(
+        "skipped, warning a string",
+        [*BATCH[:10], "GONE-1", "GONE-2"],
+        BATCH,
+        {
+            "GONE-1": "order_sn GONE-1 is not found. order_sn GONE-2 is not found.",
+            "GONE-2": "order_sn GONE-1 is not found. order_sn GONE-2 is not found.",
+        },
+        1,
+        unknown="skip",
+        warning_as="str",
+    ),
+    DetailCase(
+        "skipped silently",
+        [*BATCH[:10], "GONE"],
+        BATCH,
+        {"GONE": "Shopee left the order out of its answer without an error or a warning"},
+        1,
+        unknown="silent",
+    ),
+    DetailCase(
+        "an order nobody asked for is ignored",
+        BATCH[:3],
+        BATCH,
+        {},
+        1,
+        extra=("STRANGER",),
+    ),
+    DetailCase("duplicates are asked once", [*BATCH[:3], BATCH[0], BATCH[1]], BATCH, {}, 1),
+]
+
+
+@pytest.mark.parametrize("case", DETAIL_CASES, ids=[case.name for case in DETAIL_CASES])
+def test_details_report_found_and_missing_orders(h: Harness, case: DetailCase) -> None:
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = _detail_shopee(
+        case.known, unknown=case.unknown, warning_as=case.warning_as, extra=case.extra
+    )
+    details = h.client.get_order_detail(SHOP, case.requested)
+    wanted = list(dict.fromkeys(case.requested))
+    assert [d.order_sn for d in details.found] == [sn for sn in wanted if sn not in case.missing]
+    assert details.missing == case.missing
+    assert list(details.missing) == [sn for sn in wanted if sn in case.missing]
+    calls = h.shopee.calls_to(api.ORDER_DETAIL_PATH)
+    assert 1 <= len(calls) <= case.max_calls
+    assert all(len(c.query["order_sn_list"].split(",")) <= 50 for c in calls)
+    # error_not_found is an answer, not something to retry.
+    assert _count(h, "order.get_order_detail", "retryable") == 0
+
+
+def test_other_failures_while_bisecting_propagate(h: Harness) -> None:
+    replies = iter([error("error_not_found", NOT_FOUND), error("error_param", "Wrong parameters")])
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = lambda call: next(replies)
+    with pytest.raises(FinalError, match="error_param"):
+        h.client.get_order_detail(SHOP, ["A", "B"])
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ok(None),
+        ok({}),
+        (200, {"error": "", "message": "", "request_id": "r"}),
+        ok({"order_list": [{"order_sn": "A"}]}),  # no status, no times
+        (200, {"error": 404, "message": "not found"}),
+    ],
+    ids=["response null", "no order_list", "no response", "order without fields", "error a number"],
+)
+def test_a_malformed_detail_answer_never_reports_orders_missing(h: Harness, reply: Reply) -> None:
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = lambda call: reply
+    with pytest.raises(MalformedResponse):
+        h.client.get_order_detail(SHOP, ["A"])
+    assert len(h.shopee.calls_to(api.ORDER_DETAIL_PATH)) == 4  # retried like any transient
+
+
+def test_an_empty_detail_list_is_an_answer(h: Harness) -> None:
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = lambda call: ok({"order_list": []})
+    details = h.client.get_order_detail(SHOP, ["A"])
+    assert details.found == [] and list(details.missing) == ["A"]
 
 
 # --- cancellation ----------------------------------------------------------------------------
@@ -309,8 +471,8 @@ def test_retries_stop_at_the_configured_maximum(h: Harness) -> None:
         error("error_param", "Wrong parameters"),
         error("invalid_partner_id", "Invalid partner_id, please have a check.", status=403),
         (404, {"message": "not here"}),
-        (200, b"not json"),
-        (200, [1, 2]),
+        (403, b"<html>forbidden by the firewall</html>"),
+        (301, b""),
     ],
 )
 def test_final_answers_are_not_retried(h: Harness, reply: Reply) -> None:
@@ -319,6 +481,77 @@ def test_final_answers_are_not_retried(h: Harness, reply: Reply) -> None:
         h.client.get_order_list(SHOP, time_from=0, time_to=10)
     assert len(h.shopee.calls_to(api.ORDER_LIST_PATH)) == 1
     assert h.slept == []
+
+
+# Answers that are not the documented shape. Each must raise MalformedResponse (never pass
+# for an empty page) and be retried like any transient failure.
+MALFORMED_ORDER_LIST: list[tuple[str, Reply]] = [
+    ("body not JSON", (200, b"not json")),
+    ("body a JSON list", (200, [1, 2])),
+    ("body a JSON string", (200, "ok")),
+    ("error a number", (200, {"error": 0, "message": "", "response": {"more": False}})),
+    ("error true", (200, {"error": True, "response": {"more": False, "order_list": []}})),
+    ("error false", (200, {"error": False, "response": {"more": False, "order_list": []}})),
+    ("error an object", (200, {"error": {"code": "error_server"}, "message": "busy"})),
+    ("error a list", (200, {"error": ["error_server"], "message": "busy"})),
+    ("no response", (200, {"error": "", "message": "", "request_id": "r"})),
+    ("response null", ok(None)),
+    ("response a list", ok([{"order_sn": "A"}])),
+    ("response a string", ok("")),
+    ("empty object", (200, {})),
+    ("response without order_list", ok({"more": False, "next_cursor": ""})),
+    ("response without more", ok({"order_list": [{"order_sn": "A"}]})),
+    ("order_list an object", ok({"more": False, "order_list": {"order_sn": "A"}})),
+]
+
+
+@pytest.mark.parametrize(
+    "reply", [reply for _, reply in MALFORMED_ORDER_LIST], ids=[n for n, _ in MALFORMED_ORDER_LIST]
+)
+def test_a_malformed_order_list_is_never_an_empty_page(h: Harness, reply: Reply) -> None:
+    h.shopee.handlers[api.ORDER_LIST_PATH] = lambda call: reply
+    with pytest.raises(MalformedResponse) as caught:
+        list(h.client.iter_orders(SHOP, time_from=0, time_to=10))
+    assert caught.value.api == "order.get_order_list"
+    assert len(h.shopee.calls_to(api.ORDER_LIST_PATH)) == 4  # 1 + shopee_max_retries
+    assert _count(h, "order.get_order_list", "retryable") == 4
+
+
+@pytest.mark.parametrize(
+    "reply", [reply for _, reply in MALFORMED_ORDER_LIST], ids=[n for n, _ in MALFORMED_ORDER_LIST]
+)
+def test_a_malformed_order_list_is_retried_until_a_real_answer(h: Harness, reply: Reply) -> None:
+    replies = iter(
+        [reply, ok({"more": False, "next_cursor": "", "order_list": [{"order_sn": "A"}]})]
+    )
+    h.shopee.handlers[api.ORDER_LIST_PATH] = lambda call: next(replies)
+    assert [e.order_sn for e in h.client.iter_orders(SHOP, time_from=0, time_to=10)] == ["A"]
+    assert h.slept == [0.25]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"more": False, "next_cursor": "", "order_list": []},
+        {"more": False, "order_list": []},
+        # Go-built services send an empty slice as null; that is still an answer.
+        {"more": False, "order_list": None},
+    ],
+)
+def test_an_empty_order_list_is_an_answer(h: Harness, response: dict[str, object]) -> None:
+    h.shopee.handlers[api.ORDER_LIST_PATH] = lambda call: ok(response)
+    assert h.client.get_order_list(SHOP, time_from=0, time_to=10).order_list == []
+    assert len(h.shopee.calls_to(api.ORDER_LIST_PATH)) == 1
+
+
+def test_the_malformed_error_names_the_request(h: Harness) -> None:
+    h.shopee.handlers[api.ORDER_LIST_PATH] = lambda call: (
+        200,
+        {"error": 42, "message": "odd", "request_id": "req-42"},
+    )
+    with pytest.raises(MalformedResponse, match="int") as caught:
+        h.client.get_order_list(SHOP, time_from=0, time_to=10)
+    assert (caught.value.request_id, caught.value.http_status) == ("req-42", 200)
 
 
 def test_the_envelope_decides_not_the_http_status(h: Harness) -> None:
@@ -498,3 +731,101 @@ def test_app_push_config(h: Harness) -> None:
         {"callback_url": "https://x/cb", "live_push_status": "Normal"}
     )
     assert h.client.get_app_push_config().live_push_status == "Normal"
+
+
+# --- a success without its response object ---------------------------------------------------
+
+ReadCall = Callable[[ShopeeClient], object]
+
+# APIs whose success always carries a response object, with a call that reads it.
+RESPONSE_REQUIRED: list[tuple[str, str, ReadCall]] = [
+    (
+        "get_order_list",
+        api.ORDER_LIST_PATH,
+        lambda c: c.get_order_list(SHOP, time_from=0, time_to=10),
+    ),
+    ("get_order_detail", api.ORDER_DETAIL_PATH, lambda c: c.get_order_detail(SHOP, ["A"])),
+    ("get_lost_push_message", api.LOST_PUSH_PATH, lambda c: c.get_lost_push_message()),
+    ("get_app_push_config", api.APP_PUSH_CONFIG_PATH, lambda c: c.get_app_push_config()),
+    ("get_model_list", api.MODEL_LIST_PATH, lambda c: c.get_model_list(SHOP, 1)),
+    (
+        "update_stock",
+        api.UPDATE_STOCK_PATH,
+        lambda c: c.update_stock(SHOP, 1, [ModelStock(seller_stock=[SellerStock(stock=1)])]),
+    ),
+]
+EMPTY_SUCCESSES: list[tuple[str, Reply]] = [
+    ("no response", (200, {"error": "", "message": "", "request_id": "r"})),
+    ("response null", ok(None)),
+    ("response a list", ok([])),
+    ("placeholder envelope only", (200, {"error": "-", "message": "-", "warning": "-"})),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "read"),
+    [(path, read) for _, path, read in RESPONSE_REQUIRED],
+    ids=[name for name, _, _ in RESPONSE_REQUIRED],
+)
+@pytest.mark.parametrize(
+    "reply", [reply for _, reply in EMPTY_SUCCESSES], ids=[n for n, _ in EMPTY_SUCCESSES]
+)
+def test_a_success_without_its_response_is_malformed(
+    h: Harness, path: str, read: ReadCall, reply: Reply
+) -> None:
+    h.shopee.handlers[path] = lambda call: reply
+    with pytest.raises(MalformedResponse, match="response"):
+        read(h.client)
+    assert len(h.shopee.calls_to(path)) == 4  # idempotent reads: retried as transient
+
+
+MUTATIONS: list[tuple[str, str, ReadCall]] = [
+    (
+        "cancel_order",
+        api.CANCEL_ORDER_PATH,
+        lambda c: c.cancel_order(SHOP, "A", CancelReason.CUSTOMER_REQUEST),
+    ),
+    (
+        "handle_buyer_cancellation",
+        api.HANDLE_BUYER_CANCELLATION_PATH,
+        lambda c: c.handle_buyer_cancellation(SHOP, "A", BuyerCancellationOperation.ACCEPT),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "act"), [(p, a) for _, p, a in MUTATIONS], ids=[n for n, _, _ in MUTATIONS]
+)
+@pytest.mark.parametrize(
+    "reply",
+    [reply for _, reply in EMPTY_SUCCESSES] + [(200, {}), (200, {"error": 1})],
+    ids=[n for n, _ in EMPTY_SUCCESSES] + ["empty object", "error a number"],
+)
+def test_a_mutation_answered_without_its_response_may_have_landed(
+    h: Harness, path: str, act: ReadCall, reply: Reply
+) -> None:
+    h.shopee.handlers[path] = lambda call: reply
+    with pytest.raises(MalformedResponse) as caught:
+        act(h.client)
+    assert isinstance(caught.value, OutcomeUnknown)  # read the order back before resending
+    assert len(h.shopee.calls_to(path)) == 1  # never resent automatically
+
+
+@pytest.mark.parametrize(
+    ("path", "act"), [(p, a) for _, p, a in MUTATIONS], ids=[n for n, _, _ in MUTATIONS]
+)
+@pytest.mark.parametrize(
+    ("response", "update_time"),
+    [({"update_time": 1603184533}, 1603184533), ({}, None), ({"update_time": None}, None)],
+)
+def test_a_mutation_response_may_be_small(
+    h: Harness, path: str, act: ReadCall, response: dict[str, object], update_time: int | None
+) -> None:
+    h.shopee.handlers[path] = lambda call: ok(response)
+    assert act(h.client) == update_time
+
+
+def test_confirming_lost_pushes_needs_no_response(h: Harness) -> None:
+    h.shopee.handlers[api.CONFIRM_LOST_PUSH_PATH] = lambda call: (200, {"error": "", "message": ""})
+    h.client.confirm_consumed_lost_push_message(5)
+    assert len(h.shopee.calls_to(api.CONFIRM_LOST_PUSH_PATH)) == 1

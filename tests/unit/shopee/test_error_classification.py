@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+import shopee.errors
 from shopee.errors import (
     AuthError,
     CannotCancel,
     DailyLimitReached,
+    FailureKind,
     FinalError,
     InvalidOrderStatus,
+    InvalidRequest,
+    MalformedPush,
+    MalformedResponse,
     NotFound,
+    NotSent,
+    OutcomeUnknown,
     RateLimited,
     ReauthorizationRequired,
     RetryableError,
     ShopAccessLost,
     ShopeeError,
     classify,
+    failure_kind,
     metric_outcome,
 )
 
@@ -81,6 +89,58 @@ def test_subclasses_sit_under_the_three_families() -> None:
         assert issubclass(final, FinalError)
     assert issubclass(RateLimited, RetryableError)
     assert not issubclass(AuthError, RetryableError | FinalError)
+
+
+def test_a_malformed_answer_is_transient_and_may_have_landed() -> None:
+    # Transient: a broken answer must be retried, never read as "nothing there". An
+    # OutcomeUnknown: a mutating call that got one may have been applied.
+    assert issubclass(MalformedResponse, OutcomeUnknown)
+    assert issubclass(MalformedResponse, RetryableError)
+    assert not issubclass(MalformedResponse, FinalError)
+    assert metric_outcome(MalformedResponse("x")) == "retryable"
+
+
+# Every exception class in shopee.errors, and what a consumer does with it.
+FAILURE_KINDS: list[tuple[type[ShopeeError], FailureKind]] = [
+    (RetryableError, "transient"),
+    (RateLimited, "transient"),
+    (OutcomeUnknown, "transient"),
+    (NotSent, "transient"),
+    (MalformedResponse, "transient"),
+    (AuthError, "transient"),
+    (ShopAccessLost, "blocked"),
+    (ReauthorizationRequired, "blocked"),
+    (DailyLimitReached, "blocked"),
+    (FinalError, "final"),
+    (InvalidRequest, "final"),
+    (NotFound, "final"),
+    (CannotCancel, "final"),
+    (InvalidOrderStatus, "final"),
+    (MalformedPush, "final"),
+    (ShopeeError, "final"),
+]
+
+
+@pytest.mark.parametrize(("error_class", "kind"), FAILURE_KINDS)
+def test_failure_kind_table(error_class: type[ShopeeError], kind: FailureKind) -> None:
+    assert failure_kind(error_class("x", api="order.get_order_detail")) == kind
+
+
+def test_the_failure_kind_table_covers_every_class() -> None:
+    every = {
+        value
+        for value in vars(shopee.errors).values()
+        if isinstance(value, type) and issubclass(value, ShopeeError)
+    }
+    assert every == {error_class for error_class, _ in FAILURE_KINDS}
+
+
+@pytest.mark.parametrize(("error", "message", "expected"), TABLE)
+def test_every_classified_envelope_has_a_failure_kind(
+    error: str, message: str, expected: type[ShopeeError]
+) -> None:
+    kind = failure_kind(classify(error, message)(message))
+    assert kind == dict(FAILURE_KINDS)[expected]
 
 
 def test_metric_outcome_labels() -> None:
