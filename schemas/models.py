@@ -168,12 +168,20 @@ def make_event_id(
     status: str | None,
     update_time: datetime | None,
     source: str,
+    discriminator: str | None = None,
 ) -> str:
     """A stable id for "this order reached this state, seen through this source".
 
     Two records describing the same change from the same source get the same id, so any
     subscriber can drop duplicates with a set of ids it has seen.
+
+    ``discriminator`` is something that tells two triggers apart when ``update_time`` cannot,
+    e.g. a push's ``msg_id`` or a digest of its raw body: without it, every push that carries
+    no ``update_time`` (a tracking-number push, say) gets the same id for its order. It is
+    mixed in only when given, so ids computed without it never change.
     """
     millis = "" if update_time is None else str(int(update_time.timestamp() * 1000))
-    name = "|".join([marketplace, str(shop_id), order_sn, status or "", millis, source])
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
+    parts = [marketplace, str(shop_id), order_sn, status or "", millis, source]
+    if discriminator is not None:
+        parts.append(discriminator)
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, "|".join(parts)))

@@ -162,3 +162,40 @@ def test_event_ids_are_deterministic_and_distinguish_every_input() -> None:
     ]
     ids = {make_event_id(**(base | change)) for change in variations}  # type: ignore[arg-type]
     assert first not in ids and len(ids) == len(variations)
+
+
+def test_event_ids_without_a_discriminator_never_change() -> None:
+    """Pinned before ``discriminator`` existed: ids already in Kafka and in subscribers'
+    seen-sets must stay what they were."""
+    at = datetime(2026, 11, 26, 9, 30, 15, 123000, tzinfo=UTC)
+    status_push = make_event_id(
+        marketplace="shopee",
+        shop_id=727720655,
+        order_sn="2404098R48U37H",
+        status="READY_TO_SHIP",
+        update_time=at,
+        source="push",
+    )
+    assert status_push == "fa943235-ca5e-5a24-a237-f33fd5edbe84"
+    assert tracking_push_id() == "6e58e2ae-ac33-5da1-9f03-af1b6ee9d1da"
+    assert tracking_push_id(None) == "6e58e2ae-ac33-5da1-9f03-af1b6ee9d1da"
+
+
+def tracking_push_id(discriminator: str | None = None) -> str:
+    """A tracking-number push: no status, no update_time."""
+    return make_event_id(
+        marketplace="shopee",
+        shop_id=727720655,
+        order_sn="2404098R48U37H",
+        status=None,
+        update_time=None,
+        source="push",
+        discriminator=discriminator,
+    )
+
+
+def test_a_discriminator_tells_apart_pushes_without_update_time() -> None:
+    first, second = tracking_push_id("msg-1"), tracking_push_id("msg-2")
+    assert first != second
+    assert tracking_push_id("msg-1") == first  # still deterministic
+    assert tracking_push_id() not in {first, second, tracking_push_id("")}
