@@ -5,6 +5,11 @@ Each schema is parsed once. Encoding registers the writer schema under the topic
 (once per process); decoding fetches the writer schema by the id in the frame (once per id)
 and resolves it against this codec's reader schema, which is how old readers read new data
 and new readers read old data.
+
+Failures come in the two kinds a consumer must tell apart: ``RecordDecodeError`` for bytes
+that can never become a record (poison: dead-letter them), and ``RegistryError`` (with its
+``UnknownSchemaId``) when the registry cannot say what the bytes mean right now (transient:
+back off and retry the same record).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.models import OrderAction, OrderEvent, OrderNotice, Record
-from schemas.registry import NotFoundError, SchemaRegistry, subject_for
+from schemas.registry import SchemaRegistry, subject_for
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -37,7 +42,8 @@ SCHEMA_FILES: dict[type[Record], str] = {
 class RecordDecodeError(Exception):
     """Bytes that are not a valid record of the expected type; the message says why.
 
-    A consumer treats this as poison: the record goes to the dead-letter topic.
+    A consumer treats this as poison: the record goes to the dead-letter topic. A schema id
+    the registry does not know is not this: it raises ``UnknownSchemaId`` (transient).
     """
 
 
@@ -104,8 +110,12 @@ class AvroCodec(Generic[R]):
         return frame(self.schema_id, buffer.getvalue())
 
     def decode(self, data: bytes) -> R:
-        """The record in ``data``; RecordDecodeError if it is not one, RegistryError if the
-        registry could not be asked (a transient problem, not the record's fault)."""
+        """The record in ``data``, validated by its model.
+
+        RecordDecodeError if the bytes are not one (poison). UnknownSchemaId if the frame's
+        schema id is unknown to the registry, RegistryError if the registry could not be
+        asked: both transient, not the record's fault; decoding it again later may succeed.
+        """
         schema_id, body = unframe(data)
         writer = self._writer_schema(schema_id)
         buffer = io.BytesIO(body)
@@ -133,10 +143,8 @@ class AvroCodec(Generic[R]):
             cached = self._writers.get(schema_id)
         if cached is not None:
             return cached
-        try:
-            text = self._registry.schema_by_id(schema_id)
-        except NotFoundError as exc:
-            raise RecordDecodeError(f"schema id {schema_id} is unknown to the registry") from exc
+        # UnknownSchemaId passes through: the id was registered by whoever wrote the record.
+        text = self._registry.schema_by_id(schema_id)
         try:
             parsed = fastavro.parse_schema(json.loads(text), named_schemas={})
         except Exception as exc:

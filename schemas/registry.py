@@ -28,6 +28,23 @@ class NotFoundError(RegistryError):
     """The registry has no such schema id, subject or version."""
 
 
+class UnknownSchemaId(NotFoundError):
+    """The registry has no schema with the id a record's frame names.
+
+    Transient, not poison: a producer registered that id before it wrote the record, so a
+    registry that does not know it yet is restarting, replicating, or restoring its storage.
+    Callers back off and retry the same record; nothing about the miss is cached.
+    """
+
+    def __init__(self, schema_id: int, registry: str) -> None:
+        super().__init__(
+            f"schema id {schema_id} is unknown to the schema registry at {registry}; a producer "
+            "registered it before writing the record, so the registry is probably restarting "
+            "or behind: retry later"
+        )
+        self.schema_id = schema_id
+
+
 class IncompatibleSchemaError(RegistryError):
     """The registry's compatibility rule rejected a new schema version."""
 
@@ -44,7 +61,10 @@ def canonical(schema: dict[str, Any] | str) -> str:
 
 
 class SchemaRegistry(Protocol):
-    """What the codec needs from a registry; the real client and the in-memory twin both fit."""
+    """What the codec needs from a registry; the real client and the in-memory twin both fit.
+
+    ``schema_by_id`` raises UnknownSchemaId for an id the registry does not know.
+    """
 
     def register(self, subject: str, schema: dict[str, Any] | str) -> int: ...
 
@@ -74,7 +94,7 @@ class InMemorySchemaRegistry:
             for text, known in self._ids.items():
                 if known == schema_id:
                     return text
-        raise NotFoundError(f"GET /schemas/ids/{schema_id} answered 404: schema not found")
+        raise UnknownSchemaId(schema_id, "in memory")
 
     def subjects(self) -> list[str]:
         with self._lock:
@@ -152,12 +172,16 @@ class SchemaRegistryClient:
         return schema_id
 
     def schema_by_id(self, schema_id: int) -> str:
-        """The schema text registered with ``schema_id``."""
+        """The schema text registered with ``schema_id``; UnknownSchemaId if the registry
+        does not know it (asked again on the next call)."""
         with self._lock:
             cached = self._schemas.get(schema_id)
         if cached is not None:
             return cached
-        answer = self._request("GET", f"/schemas/ids/{schema_id}")
+        try:
+            answer = self._request("GET", f"/schemas/ids/{schema_id}")
+        except NotFoundError as exc:
+            raise UnknownSchemaId(schema_id, str(self._http.base_url)) from exc
         text = str(answer["schema"])
         with self._lock:
             self._schemas[schema_id] = text

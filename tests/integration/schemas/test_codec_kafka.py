@@ -11,9 +11,9 @@ import pytest
 from orderflow.kafka import Admin, ConsumedRecord, Consumer, Producer, TopicSpec
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from schemas.codec import AvroCodec, RecordDecodeError
+from schemas.codec import AvroCodec, RecordDecodeError, frame
 from schemas.models import OrderEvent, OrderLine, Package, PackageLine, make_event_id, order_key
-from schemas.registry import SchemaRegistryClient
+from schemas.registry import SchemaRegistryClient, UnknownSchemaId
 
 NOW = datetime(2026, 11, 26, 9, 30, 15, 123000, tzinfo=UTC)
 
@@ -122,14 +122,14 @@ def test_an_order_event_decodes_equal_in_another_consumer_group(
 def test_garbage_on_the_topic_raises_the_typed_error(
     settings: Settings, topic: str, registry: SchemaRegistryClient, metrics: Metrics, unique: str
 ) -> None:
+    codec = AvroCodec(OrderEvent, topic, registry)
     producer = Producer(settings, metrics)
     try:
-        producer.send(topic, key=b"1:A", value=b"\x00\x00\x00\x00\x07not avro at all")
+        # A real schema id before a body that is not an OrderEvent, then no frame at all.
+        producer.send(topic, key=b"1:A", value=frame(codec.schema_id, b"\x07not avro at all"))
         producer.send(topic, key=b"1:B", value=b"plain text")
     finally:
         producer.close()
-    codec = AvroCodec(OrderEvent, topic, registry)
-    codec.encode(sample_event("X"))  # make sure some schema exists
     consumer = Consumer(settings, group_id=f"garbage-{unique}", topics=[topic])
     try:
         records = read_all(consumer, 2)
@@ -139,6 +139,12 @@ def test_garbage_on_the_topic_raises_the_typed_error(
     for record in records:
         with pytest.raises(RecordDecodeError):
             codec.decode(record.value or b"")
+
+
+def test_an_id_the_real_registry_does_not_know_is_transient(registry: SchemaRegistryClient) -> None:
+    codec = AvroCodec(OrderEvent, "unknown-id", registry)
+    with pytest.raises(UnknownSchemaId, match="retry later"):
+        codec.decode(frame(2_000_000_000, b"\x02"))
 
 
 def test_committed_offsets_are_where_a_new_member_resumes(

@@ -13,6 +13,7 @@ from schemas.registry import (
     NotFoundError,
     SchemaRegistry,
     SchemaRegistryClient,
+    UnknownSchemaId,
 )
 from tests.integration.stack import Stack
 
@@ -41,8 +42,10 @@ def test_a_schema_is_fetched_back_by_id(any_registry: SchemaRegistry, unique: st
 
 
 def test_an_unknown_id_is_not_found(any_registry: SchemaRegistry) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(UnknownSchemaId, match="schema id 987654321 is unknown") as caught:
         any_registry.schema_by_id(987654321)
+    assert isinstance(caught.value, NotFoundError)
+    assert caught.value.schema_id == 987654321
 
 
 def test_a_fresh_client_gets_the_same_id_from_the_real_registry(stack: Stack, unique: str) -> None:
