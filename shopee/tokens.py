@@ -9,8 +9,16 @@ must be re-authorised by hand. So refreshing is single-flight per shop across pr
    lease has run out, so a crashed holder blocks nobody for long);
 2. re-read the row under the lease (the previous holder may just have finished);
 3. call Shopee, then store the new pair in one UPDATE that also releases the lease, before the
-   new access token is handed to anyone;
-4. everyone else polls the row until the access token changes, then uses the new one.
+   new access token is handed to anyone; transient database errors on that UPDATE are retried,
+   because the old refresh token is already spent and losing the new pair means the seller
+   must authorise the app again;
+4. everyone else polls the row until the access token changes, then uses the new one, except
+   a caller refreshing *early* (its access token still works): it keeps using that token
+   rather than wait for the lease holder.
+
+If Shopee calls our refresh token invalid, the row is read again before giving up: another
+process may have rotated the pair since we read it (its lease ran out under it, or a
+re-authorisation landed), and then the stored pair is the answer.
 
 ``SqlTokenStore`` (SQLAlchemy Core; SQLite and PostgreSQL) and ``InMemoryTokenStore`` (the
 twin for unit tests) implement the same ``TokenStore`` contract.
@@ -18,6 +26,7 @@ twin for unit tests) implement the same ``TokenStore`` contract.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -28,12 +37,15 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from orderflow.metrics import Metrics
 from shopee.errors import ReauthorizationRequired, RetryableError, ShopeeError
 from shopee.models import TokenGrant
+
+log = logging.getLogger(__name__)
 
 REFRESH_TOKEN_LIFETIME_SECONDS = 30 * 86400
 # token/get's official sample returns an epoch in expire_in; a real lifetime is hours.
@@ -298,8 +310,11 @@ class ShopTokens:
 
     ``refresh_margin_seconds``: refresh when the access token has less left than this.
     ``lease_seconds``: how long a refresher may hold the lease; must outlast one refresh call
-    with its retries. ``wait_seconds``: how long to wait for another refresher before giving
-    up with a ``RetryableError``. ``clock`` is Unix seconds; ``sleep`` waits between polls.
+    with its retries and the retried save (about ``save_backoff_seconds * 2**save_attempts``).
+    ``wait_seconds``: how long a caller whose token is expired or rejected waits for another
+    refresher before giving up with a ``RetryableError``. ``save_attempts`` and
+    ``save_backoff_seconds`` bound the retries of storing a new pair (doubling delays).
+    ``clock`` is Unix seconds; ``sleep`` waits between polls and save retries.
     """
 
     def __init__(
@@ -312,9 +327,13 @@ class ShopTokens:
         lease_seconds: float,
         wait_seconds: float | None = None,
         poll_seconds: float = 0.2,
+        save_attempts: int = 5,
+        save_backoff_seconds: float = 0.2,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if save_attempts < 1 or save_backoff_seconds < 0:
+            raise ValueError("save_attempts must be at least 1 and the backoff not negative")
         self.store = store
         self._grantor = grantor
         self._metrics = metrics
@@ -323,6 +342,8 @@ class ShopTokens:
         # Waiting a full lease plus a poll covers a holder that died just after taking it.
         self._wait_seconds = lease_seconds + poll_seconds if wait_seconds is None else wait_seconds
         self._poll_seconds = poll_seconds
+        self._save_attempts = save_attempts
+        self._save_backoff_seconds = save_backoff_seconds
         self._clock = clock
         self._sleep = sleep
         self._holder_prefix = f"{socket.gethostname()}:{os.getpid()}"
@@ -338,14 +359,20 @@ class ShopTokens:
     def access_token(self, shop_id: int) -> str:
         """A usable access token for ``shop_id``, refreshed first if it is about to expire.
 
+        While the token still works, refreshing is early and never makes the caller wait: if
+        another process holds the refresh lease, or the refresh fails transiently, the current
+        token is returned. Only an expired token waits for the lease holder.
+
         ``ReauthorizationRequired`` if the shop has no stored pair or Shopee refuses its
-        refresh token; ``RetryableError`` if another refresher holds the lease too long.
+        refresh token; ``RetryableError`` if the token is expired and another refresher holds
+        the lease too long.
         """
         token = self._load(shop_id)
         now = self._clock()
         if token.needs_refresh(now, self._margin):
+            still_valid = token.access_expires_in(now) > 0
             try:
-                token = self._refresh(shop_id, token.access_token)
+                token = self._refresh(shop_id, token.access_token, wait=not still_valid)
             except RetryableError:
                 # Refreshing early is a courtesy; while the old token still works, a
                 # transient refresh failure must not fail the caller's request too.
@@ -389,7 +416,10 @@ class ShopTokens:
             )
         return token
 
-    def _refresh(self, shop_id: int, stale_access_token: str) -> ShopToken:
+    def _refresh(self, shop_id: int, stale_access_token: str, *, wait: bool = True) -> ShopToken:
+        """A pair whose access token is not ``stale_access_token``: someone else's fresh one,
+        or ours. ``wait=False`` (an early refresh) returns the stored pair at once when the
+        lease is taken and its access token has not expired."""
         deadline = self._clock() + self._wait_seconds
         holder = f"{self._holder_prefix}:{uuid.uuid4().hex}"
         while True:
@@ -403,6 +433,9 @@ class ShopTokens:
                     return self._refresh_holding_lease(shop_id, stale_access_token)
                 finally:
                     self.store.release_lease(shop_id, holder)
+            if not wait and current.access_expires_in(now) > 0:
+                # Someone is already refreshing; the token we have works until they finish.
+                return current
             if now >= deadline:
                 self._count(shop_id, "lease_timeout")
                 raise RetryableError(
@@ -420,6 +453,16 @@ class ShopTokens:
         try:
             grant = self._grantor.refresh_access_token(current.refresh_token, shop_id)
         except ReauthorizationRequired:
+            # "Invalid refresh_token" also answers a token another process has just spent
+            # (its lease ran out while it refreshed, or the seller re-authorised): if the
+            # stored pair moved on, that pair is the answer, not a re-authorisation.
+            stored = self._load(shop_id)
+            if (stored.refresh_token, stored.access_token) != (
+                current.refresh_token,
+                current.access_token,
+            ):
+                self._count(shop_id, "joined")
+                return stored
             self._count(shop_id, "reauthorize")
             raise
         except ShopeeError:
@@ -427,11 +470,60 @@ class ShopTokens:
             raise
         fresh = token_from_grant(shop_id, grant, self._clock(), current.authorized_at)
         # Persist before anyone uses the new access token: the old refresh token is dead now.
-        if not self.store.save_refreshed(fresh, used_refresh_token=current.refresh_token):
+        if not self._save_refreshed(fresh, used_refresh_token=current.refresh_token):
             self._count(shop_id, "superseded")
             return self._load(shop_id)
         self._count(shop_id, "ok")
         return fresh
 
+    def _save_refreshed(self, fresh: ShopToken, used_refresh_token: str) -> bool:
+        """``store.save_refreshed`` with transient database errors retried.
+
+        The only copy of the new pair is in memory and Shopee has already spent the old
+        refresh token, so giving up here means the seller must authorise the app again.
+        """
+        shop_id = fresh.shop_id
+        attempt = 0
+        while True:
+            try:
+                if self.store.save_refreshed(fresh, used_refresh_token=used_refresh_token):
+                    return True
+                if attempt == 0:
+                    return False
+                # A failed attempt may have committed before its error: then the row already
+                # holds our pair and the compare-and-set above found it changed.
+                stored = self.store.load(shop_id)
+                return stored is not None and stored.refresh_token == fresh.refresh_token
+            except sa_exc.SQLAlchemyError as exc:
+                attempt += 1
+                if not _transient_database_error(exc) or attempt >= self._save_attempts:
+                    self._count(shop_id, "save_failed")
+                    log.error(
+                        "shop %d: could not store the refreshed token pair after %d attempt(s) "
+                        "(%s); Shopee has already spent the old refresh token, so the shop may "
+                        "need re-authorisation (`orderflow auth url`)",
+                        shop_id,
+                        attempt,
+                        type(exc).__name__,
+                    )
+                    raise
+                delay = self._save_backoff_seconds * 2 ** (attempt - 1)
+                log.warning(
+                    "shop %d: storing the refreshed token pair failed (%s); retry %d of %d "
+                    "in %.2fs",
+                    shop_id,
+                    type(exc).__name__,
+                    attempt,
+                    self._save_attempts - 1,
+                    delay,
+                )
+                self._sleep(delay)
+
     def _count(self, shop_id: int, outcome: str) -> None:
         self._metrics.shopee_token_refreshes.labels(shop_id=str(shop_id), outcome=outcome).inc()
+
+
+def _transient_database_error(exc: sa_exc.SQLAlchemyError) -> bool:
+    """Errors the same statement may not hit a moment later: the driver's (connection lost,
+    lock timeout, serialisation failure, ...) and an exhausted connection pool."""
+    return isinstance(exc, sa_exc.DBAPIError | sa_exc.TimeoutError)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from orderflow.metrics import Metrics
 from shopee.errors import ReauthorizationRequired, RetryableError
@@ -285,3 +288,218 @@ def test_publish_all_covers_every_stored_shop(store: TokenStore, metrics: Metric
     age = "orderflow_shopee_refresh_token_age_seconds"
     assert metrics.registry.get_sample_value(age, {"shop_id": "7"}) == 150.0
     assert metrics.registry.get_sample_value(age, {"shop_id": str(SHOP)}) == 100.0
+
+
+# --- "Invalid refresh_token" after someone else rotated the pair -----------------------------
+
+
+def _refreshes(metrics: Metrics, outcome: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "orderflow_shopee_token_refreshes_total", {"shop_id": str(SHOP), "outcome": outcome}
+    )
+    return value or 0.0
+
+
+class _ChangedMeanwhile(FakeGrantor):
+    """Runs ``meanwhile`` (another replica, or the seller) just before Shopee answers our
+    refresh, the first time only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: Callable[[str], None] = lambda refresh_token: None
+
+    def refresh_access_token(self, refresh_token: str, shop_id: int) -> TokenGrant:
+        meanwhile, self.meanwhile = self.meanwhile, lambda refresh_token: None
+        meanwhile(refresh_token)
+        return super().refresh_access_token(refresh_token, shop_id)
+
+
+def _another_replica_rotates(store: TokenStore, grantor: FakeGrantor) -> Callable[[str], None]:
+    def rotate(refresh_token: str) -> None:
+        # A replica whose lease ran out under it: it spends the token and stores its pair.
+        grant = FakeGrantor.refresh_access_token(grantor, refresh_token, SHOP)
+        assert store.save_refreshed(token_from_grant(SHOP, grant, NOW), refresh_token)
+
+    return rotate
+
+
+def _seller_reauthorises(store: TokenStore, grantor: FakeGrantor) -> Callable[[str], None]:
+    def reauthorise(refresh_token: str) -> None:
+        # Re-authorising replaces the pair; Shopee stops honouring the old refresh token.
+        grantor.valid_refresh_tokens.discard(refresh_token)
+        store.save_authorized(token_from_grant(SHOP, grantor.get_access_token("c2", SHOP), NOW))
+
+    return reauthorise
+
+
+def _refresh_token_dies(store: TokenStore, grantor: FakeGrantor) -> Callable[[str], None]:
+    def expire(refresh_token: str) -> None:
+        grantor.valid_refresh_tokens.discard(refresh_token)  # 30 days unused, say
+
+    return expire
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "joins"),
+    [(_another_replica_rotates, True), (_seller_reauthorises, True), (_refresh_token_dies, False)],
+    ids=["another-replica-rotated", "seller-reauthorised", "refresh-token-dead"],
+)
+def test_invalid_refresh_token_rereads_the_store_before_giving_up(
+    store: TokenStore,
+    metrics: Metrics,
+    meanwhile: Callable[[TokenStore, FakeGrantor], Callable[[str], None]],
+    joins: bool,
+) -> None:
+    clock, grantor = FakeClock(NOW), _ChangedMeanwhile()
+    tokens = _lifecycle(store, grantor, metrics, clock)
+    first = _authorised(store, grantor, tokens)
+    grantor.meanwhile = meanwhile(store, grantor)
+    if joins:
+        fresh = tokens.refresh_rejected(SHOP, first.access_token)
+        stored = store.load(SHOP)
+        assert stored is not None and fresh == stored.access_token != first.access_token
+        assert grantor.burnt == [first.refresh_token]  # Shopee did refuse ours
+        assert (_refreshes(metrics, "joined"), _refreshes(metrics, "reauthorize")) == (1, 0)
+    else:
+        with pytest.raises(ReauthorizationRequired):
+            tokens.refresh_rejected(SHOP, first.access_token)
+        assert store.load(SHOP) == first
+        assert (_refreshes(metrics, "joined"), _refreshes(metrics, "reauthorize")) == (0, 1)
+    assert store.try_lease(SHOP, "next", clock(), clock() + 1)  # the lease was given back
+
+
+# --- an early refresh never waits for another refresher --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "waits"),
+    [
+        (14400 - 1800, False),  # just inside the margin
+        (14400 - 1, False),  # one second left
+        (14400, True),  # expired: nothing to serve but a fresh token
+        (14400 + 600, True),
+    ],
+)
+def test_only_an_expired_token_waits_for_the_lease_holder(
+    store: TokenStore, metrics: Metrics, age: int, waits: bool
+) -> None:
+    clock, grantor = FakeClock(NOW), FakeGrantor()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    tokens = _lifecycle(store, grantor, metrics, clock, sleep=sleep, lease_seconds=30)
+    first = _authorised(store, grantor, tokens)
+    clock.advance(age)
+    assert store.try_lease(SHOP, "other-replica", clock(), clock() + 20)
+    token = tokens.access_token(SHOP)
+    if waits:
+        assert token != first.access_token
+        assert 20 <= sum(slept) <= 21  # until the other holder's lease ran out
+        assert grantor.refresh_calls == [first.refresh_token]
+    else:
+        assert token == first.access_token
+        assert slept == []
+        assert grantor.refresh_calls == []
+
+
+def test_an_early_refresh_joins_a_finished_one(store: TokenStore, metrics: Metrics) -> None:
+    clock, grantor = FakeClock(NOW), FakeGrantor()
+    tokens = _lifecycle(store, grantor, metrics, clock)
+    first = _authorised(store, grantor, tokens)
+    clock.advance(14400 - 1000)
+    other = _lifecycle(store, grantor, metrics, clock)
+    newer = other.refresh_rejected(SHOP, first.access_token)
+    assert tokens.access_token(SHOP) == newer
+    assert len(grantor.refresh_calls) == 1
+
+
+# --- storing the new pair survives a database hiccup -----------------------------------------
+
+
+def _db_down() -> sa_exc.OperationalError:
+    return sa_exc.OperationalError(
+        "UPDATE shopee_tokens ...", {}, Exception("server closed the connection unexpectedly")
+    )
+
+
+class _FlakySaves:
+    """A TokenStore whose ``save_refreshed`` raises ``errors`` in turn before it works;
+    ``after_commit`` makes a failing attempt commit first (the answer was lost, not the
+    write)."""
+
+    def __init__(
+        self, inner: TokenStore, errors: list[Exception], *, after_commit: bool = False
+    ) -> None:
+        self.inner = inner
+        self.errors = errors
+        self.after_commit = after_commit
+        self.attempts = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def save_refreshed(self, token: ShopToken, used_refresh_token: str) -> bool:
+        self.attempts += 1
+        if self.errors:
+            if self.after_commit:
+                self.inner.save_refreshed(token, used_refresh_token)
+            raise self.errors.pop(0)
+        return self.inner.save_refreshed(token, used_refresh_token)
+
+
+@dataclass(frozen=True)
+class SaveCase:
+    name: str
+    errors: list[Exception]
+    after_commit: bool
+    stored: bool  # the new pair ends up in the store and is handed out
+    attempts: int
+    slept: list[float]
+
+
+SAVE_CASES = [
+    SaveCase("first try", [], False, True, 1, []),
+    SaveCase("two hiccups", [_db_down(), _db_down()], False, True, 3, [0.2, 0.4]),
+    SaveCase("the lost answer had committed", [_db_down()], True, True, 2, [0.2]),
+    SaveCase(
+        "pool exhausted", [sa_exc.TimeoutError("QueuePool limit reached")], False, True, 2, [0.2]
+    ),
+    SaveCase("down for good", [_db_down()] * 5, False, False, 5, [0.2, 0.4, 0.8, 1.6]),
+    SaveCase("not transient", [sa_exc.NoSuchTableError("shopee_tokens")], False, False, 1, []),
+]
+
+
+@pytest.mark.parametrize("case", SAVE_CASES, ids=[case.name for case in SAVE_CASES])
+def test_the_new_pair_is_saved_through_transient_database_errors(
+    store: TokenStore, metrics: Metrics, caplog: pytest.LogCaptureFixture, case: SaveCase
+) -> None:
+    clock, grantor = FakeClock(NOW), FakeGrantor()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    flaky = _FlakySaves(store, list(case.errors), after_commit=case.after_commit)
+    tokens = _lifecycle(flaky, grantor, metrics, clock, sleep=sleep)  # type: ignore[arg-type]
+    first = _authorised(store, grantor, tokens)
+    if case.stored:
+        fresh = tokens.refresh_rejected(SHOP, first.access_token)
+        stored = store.load(SHOP)
+        assert stored is not None and stored.access_token == fresh != first.access_token
+        assert stored.refresh_token in grantor.valid_refresh_tokens
+        assert _refreshes(metrics, "ok") == 1
+    else:
+        with pytest.raises(type(case.errors[0])):
+            tokens.refresh_rejected(SHOP, first.access_token)
+        assert store.load(SHOP) == first
+        assert _refreshes(metrics, "save_failed") == 1
+        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "re-authorisation" in record.getMessage()
+        assert first.refresh_token not in record.getMessage()
+    assert flaky.attempts == case.attempts
+    assert slept == case.slept
+    assert grantor.refresh_calls == [first.refresh_token]  # never a second refresh
