@@ -3,8 +3,8 @@ the Avro binary body.
 
 Each schema is parsed once. Encoding registers the writer schema under the topic's subject
 (once per process); decoding fetches the writer schema by the id in the frame (once per id)
-and resolves it against this codec's reader schema, which is how old readers read new data
-and new readers read old data.
+and, when it is not this codec's own schema, resolves it against this codec's reader schema,
+which is how old readers read new data and new readers read old data.
 
 Failures come in the two kinds a consumer must tell apart: ``RecordDecodeError`` for bytes
 that can never become a record (poison: dead-letter them), and ``RegistryError`` (with its
@@ -18,6 +18,7 @@ import io
 import json
 import struct
 import threading
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
@@ -25,7 +26,8 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas.models import OrderAction, OrderEvent, OrderNotice, Record
-from schemas.registry import SchemaRegistry, subject_for
+from schemas.registry import SchemaRegistry, canonical, subject_for
+from schemas.wire import Convert, reader_plan, strip_logical_types, writer_plan
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -83,30 +85,54 @@ def unframe(data: bytes) -> tuple[int, bytes]:
     return schema_id, data[_HEADER.size :]
 
 
+@dataclass(frozen=True)
+class _Reader:
+    """How to read the bodies written with one schema id."""
+
+    schema: Any  # the parsed schema fastavro reads the body with
+    resolve_to: Any  # this codec's schema when the writer's differs, else None: no resolution
+    to_values: Convert  # fastavro's output to the values the model validates
+
+
 class AvroCodec(Generic[R]):
-    """Encode and decode one record type for one topic. Thread-safe."""
+    """Encode and decode one record type for one topic. Thread-safe.
+
+    Records written with this codec's own schema (under whatever id) are read with that
+    schema alone, its logical types converted by ``schemas.wire``; only records written with
+    another schema are resolved against it by fastavro. Either way the decoded record is
+    validated by its model, and the bytes written are exactly fastavro's for the ``.avsc``.
+    """
 
     def __init__(self, model: type[R], topic: str, registry: SchemaRegistry) -> None:
         self.model = model
         self.topic = topic
         self.subject = subject_for(topic)
         self.schema = schema_for(model)
+        self._canonical = canonical(self.schema)
         self._parsed = fastavro.parse_schema(self.schema, named_schemas={})
+        # Logical types taken out: fastavro writes and reads plain longs and bytes, and
+        # schemas.wire converts them with plans made here, once.
+        self._plain = fastavro.parse_schema(strip_logical_types(self.schema), named_schemas={})
+        self._to_plain = writer_plan(self.schema)
+        self._own = _Reader(self._plain, None, reader_plan(self.schema))
         self._registry = registry
         self._schema_id: int | None = None
-        self._writers: dict[int, Any] = {}
+        self._readers: dict[int, _Reader] = {}
         self._lock = threading.Lock()
 
     @property
     def schema_id(self) -> int:
         """This codec's writer schema id, registering the schema on first use."""
         if self._schema_id is None:
-            self._schema_id = self._registry.register(self.subject, self.schema)
+            schema_id = self._registry.register(self.subject, self.schema)
+            with self._lock:
+                self._readers[schema_id] = self._own
+            self._schema_id = schema_id
         return self._schema_id
 
     def encode(self, record: R) -> bytes:
         buffer = io.BytesIO()
-        fastavro.schemaless_writer(buffer, self._parsed, record.to_avro())
+        fastavro.schemaless_writer(buffer, self._plain, self._to_plain(record))
         return frame(self.schema_id, buffer.getvalue())
 
     def decode(self, data: bytes) -> R:
@@ -117,10 +143,12 @@ class AvroCodec(Generic[R]):
         asked: both transient, not the record's fault; decoding it again later may succeed.
         """
         schema_id, body = unframe(data)
-        writer = self._writer_schema(schema_id)
+        reader = self._reader(schema_id)
         buffer = io.BytesIO(body)
         try:
-            raw = fastavro.schemaless_reader(buffer, writer, self._parsed)
+            raw = reader.to_values(
+                fastavro.schemaless_reader(buffer, reader.schema, reader.resolve_to)
+            )
         except Exception as exc:
             raise RecordDecodeError(
                 f"Avro body does not match schema id {schema_id} for {self.model.__name__}: "
@@ -138,17 +166,25 @@ class AvroCodec(Generic[R]):
                 f"decoded {self.model.__name__} is invalid: {_brief(exc)}"
             ) from exc
 
-    def _writer_schema(self, schema_id: int) -> Any:
+    def _reader(self, schema_id: int) -> _Reader:
         with self._lock:
-            cached = self._writers.get(schema_id)
+            cached = self._readers.get(schema_id)
         if cached is not None:
             return cached
         # UnknownSchemaId passes through: the id was registered by whoever wrote the record.
         text = self._registry.schema_by_id(schema_id)
         try:
-            parsed = fastavro.parse_schema(json.loads(text), named_schemas={})
+            if canonical(text) == self._canonical:
+                reader = self._own
+            else:
+                writer = fastavro.parse_schema(json.loads(text), named_schemas={})
+                reader = _Reader(writer, self._parsed, _unchanged)
         except Exception as exc:
             raise RecordDecodeError(f"schema id {schema_id} is not a usable Avro schema") from exc
         with self._lock:
-            self._writers[schema_id] = parsed
-        return parsed
+            self._readers[schema_id] = reader
+        return reader
+
+
+def _unchanged(values: Any) -> Any:
+    return values

@@ -26,7 +26,12 @@ AMOUNT_SCALE = 4
 AMOUNT_PRECISION = 18
 
 
+_AMOUNT_LIMIT = Decimal(10) ** (AMOUNT_PRECISION - AMOUNT_SCALE)
+
+
 def _to_utc_millis(value: datetime) -> datetime:
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # already UTC to the millisecond, as every decoded timestamp is
     if value.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware (UTC)")
     value = value.astimezone(UTC)
@@ -40,7 +45,7 @@ def _check_amount(value: Decimal) -> Decimal:
     assert isinstance(exponent, int)  # finite decimals have an int exponent
     if exponent < -AMOUNT_SCALE:
         raise ValueError(f"amounts carry at most {AMOUNT_SCALE} decimal places, got {value}")
-    if abs(value) >= Decimal(10) ** (AMOUNT_PRECISION - AMOUNT_SCALE):
+    if abs(value) >= _AMOUNT_LIMIT:
         raise ValueError(f"amount {value} does not fit decimal({AMOUNT_PRECISION},{AMOUNT_SCALE})")
     return value
 

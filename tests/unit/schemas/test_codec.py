@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from schemas.codec import AvroCodec, RecordDecodeError, frame, schema_for, unframe
 from schemas.models import OrderAction, OrderEvent, OrderLine, OrderNotice, Record
 from schemas.registry import InMemorySchemaRegistry, RegistryError, UnknownSchemaId
+from schemas.wire import strip_logical_types, writer_plan
 from tests.unit.schemas.strategies import actions, events, notices
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -22,11 +23,14 @@ def codec_for(model: type[Record]) -> AvroCodec:  # type: ignore[type-arg]
     return AvroCodec(model, "shopee.test", InMemorySchemaRegistry())
 
 
-@pytest.mark.parametrize(
+EVERY_RECORD_TYPE = pytest.mark.parametrize(
     ("model", "strategy"),
     [(OrderNotice, notices), (OrderEvent, events), (OrderAction, actions)],
     ids=["OrderNotice", "OrderEvent", "OrderAction"],
 )
+
+
+@EVERY_RECORD_TYPE
 def test_every_record_type_survives_a_round_trip(
     model: type[Record], strategy: st.SearchStrategy[Record]
 ) -> None:
@@ -38,6 +42,56 @@ def test_every_record_type_survives_a_round_trip(
         assert codec.decode(codec.encode(record)) == record
 
     round_trip()
+
+
+@EVERY_RECORD_TYPE
+def test_the_bytes_are_exactly_fastavros_for_the_avsc(
+    model: type[Record], strategy: st.SearchStrategy[Record]
+) -> None:
+    """The codec converts logical types itself; what it writes must stay byte for byte what
+    fastavro writes from ``model_dump`` with the ``.avsc`` (the codec's path before), and
+    fastavro's own reader must read it back to the same record."""
+    codec = codec_for(model)
+    avsc = fastavro.parse_schema(schema_for(model), named_schemas={})
+
+    @settings(max_examples=150, deadline=None)
+    @given(strategy)
+    def same_bytes(record: Record) -> None:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, avsc, record.model_dump())
+        data = codec.encode(record)
+        assert data == frame(codec.schema_id, buffer.getvalue())
+        assert (
+            model.model_validate(fastavro.schemaless_reader(io.BytesIO(data[5:]), avsc)) == record
+        )
+
+    same_bytes()
+
+
+def test_a_record_written_with_another_schema_is_resolved_against_ours() -> None:
+    """A newer writer added a field: this codec reads what it knows, as before."""
+    registry = InMemorySchemaRegistry()
+    codec = AvroCodec(OrderEvent, "t", registry)
+    newer = schema_for(OrderEvent)
+    newer["fields"].append({"name": "note", "type": ["null", "string"], "default": None})
+    newer_id = registry.register("t-value", newer)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(
+        buffer, fastavro.parse_schema(newer), event().model_dump() | {"note": "hi"}
+    )
+    assert newer_id != codec.schema_id
+    assert codec.decode(frame(newer_id, buffer.getvalue())) == event()
+
+
+def test_our_schema_under_an_id_this_codec_never_registered_reads_the_same() -> None:
+    """Another process registered it (here: as the second schema of the registry)."""
+    registry = InMemorySchemaRegistry()
+    registry.register("other-value", schema_for(OrderNotice))
+    writer = AvroCodec(OrderEvent, "t", registry)
+    data = writer.encode(event())
+    reader = AvroCodec(OrderEvent, "t", registry)
+    assert unframe(data)[0] == 2
+    assert reader.decode(data) == event()
 
 
 def event(**overrides: object) -> OrderEvent:
@@ -153,6 +207,38 @@ def test_decoded_values_that_break_the_model_raise_the_typed_error() -> None:
     fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema_for(OrderAction)), raw)
     with pytest.raises(RecordDecodeError, match="invalid"):
         codec.decode(frame(codec.schema_id, buffer.getvalue()))
+
+
+def forged(codec: AvroCodec, field: str, value: object, avro_type: object = None) -> bytes:  # type: ignore[type-arg]
+    """An event() whose ``field`` holds ``value`` on the wire (as ``avro_type``, when given),
+    framed with the codec's own schema id: a writer that bypassed the model."""
+    schema = strip_logical_types(schema_for(codec.model))
+    if avro_type is not None:
+        next(f for f in schema["fields"] if f["name"] == field)["type"] = avro_type
+    plain = writer_plan(schema_for(codec.model))(event()) | {field: value}
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), plain)
+    return frame(codec.schema_id, buffer.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "avro_type", "reason"),
+    [
+        ("source", "carrier-pigeon", None, "invalid"),  # not one of the Literal's values
+        ("days_to_ship", 2**40, ["null", "long"], "invalid"),  # an Avro int read from a long
+        ("total_amount", (10**20).to_bytes(9, "big", signed=True), None, "invalid"),
+        ("emitted_at", 2**62, None, "does not match"),  # beyond any datetime
+        ("create_time", -(2**62), None, "does not match"),
+    ],
+    ids=["literal", "int-range", "amount-range", "late-timestamp", "early-timestamp"],
+)
+def test_records_in_our_own_schema_are_still_validated(
+    field: str, value: object, avro_type: object, reason: str
+) -> None:
+    """Reading our own schema skips fastavro's resolution, never the model's validation."""
+    codec = codec_for(OrderEvent)
+    with pytest.raises(RecordDecodeError, match=reason):
+        codec.decode(forged(codec, field, value, avro_type))
 
 
 def test_same_schema_registers_once() -> None:
