@@ -33,7 +33,8 @@ def create_engine(url: str) -> Engine:
     """An engine for ``url`` with settings that make concurrent writers safe."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: a failed statement's message would otherwise carry the tokens.
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -45,7 +46,9 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+    )
 
 
 def migrate(engine: Engine) -> None:
@@ -75,9 +78,11 @@ def upsert(
     of rows written (0 when ``where`` kept the existing row). SQLite and PostgreSQL alike."""
     insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
     statement = insert.values(**values)
-    statement = statement.on_conflict_do_update(
+    upserting = statement.on_conflict_do_update(
         index_elements=[table.c[name] for name in key],
         set_={name: statement.excluded[name] for name in update},
         where=where,
-    )
-    return int(conn.execute(statement).rowcount)
+    ).returning(table.c[key[0]])
+    # RETURNING, not rowcount: drivers disagree on rowcount for INSERT .. ON CONFLICT
+    # (psycopg 3 under SQLAlchemy reports -1), and a lease decision hangs on this number.
+    return len(conn.execute(upserting).all())

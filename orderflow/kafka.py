@@ -159,8 +159,21 @@ class Producer:
         ]
         return wait_all(futures, deadline, what=f"records on {topic}")
 
-    def connected(self) -> bool:
-        return bool(self._producer.bootstrap_connected())
+    def reachable(self, max_age_seconds: float = 30.0) -> bool:
+        """True while the broker has answered a metadata request within ``max_age_seconds``
+        (what ``/readyz`` reports). Asks for a fresh answer once the last one is a third of
+        that old, so an idle process stays ready and a lost broker shows within the age.
+
+        kafka-python's ``bootstrap_connected`` only says whether bootstrapping is still in
+        progress, so the producer's own metadata is read instead (kafka-python internals,
+        kept to this one method).
+        """
+        metadata = self._producer._metadata
+        age_ms = time.monotonic() * 1000 - metadata._last_successful_refresh_ms
+        if age_ms > max_age_seconds * 1000 / 3:
+            metadata.request_update()
+            self._producer._sender.wakeup()
+        return bool(age_ms <= max_age_seconds * 1000)
 
     def warm_up(self, topic: str, timeout: float = 10.0) -> int:
         """Fetch ``topic``'s metadata now, so the first ``submit`` does not wait for it;
@@ -279,9 +292,6 @@ class Consumer:
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-
-    def connected(self) -> bool:
-        return bool(self._consumer.bootstrap_connected())
 
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.

@@ -41,5 +41,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level)
     # kafka-python is chatty at INFO (every connection and rebalance step).
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # Alembic announces every migration step at INFO, on every start of every process.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     # httpx logs each request URL at INFO, and Shopee URLs carry access_token and sign.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -9,7 +9,8 @@ The loop, once per batch:
    with the reason (the other 49 carry on);
 3. emit an ``OrderEvent`` for every order whose ``update_time`` is newer than the newest
    snapshot already emitted for it (state in the database): one event per (order,
-   update_time), never an older one;
+   update_time), never an older one (two changes within one second share an update_time;
+   see ``should_emit``);
 4. once Kafka acknowledged the events (and any dead letters), remember the snapshots, then
    commit the notices' offsets.
 
@@ -166,8 +167,16 @@ def revealing_source(notices: Sequence[OrderNotice], update_time: int) -> Source
 
 
 def should_emit(detail: OrderDetail, emitted: Snapshot | None) -> bool:
-    """Emit only a snapshot newer than the newest one already emitted (pure)."""
-    return emitted is None or detail.update_time > emitted.update_time
+    """Emit a snapshot only if it is newer than the newest one already emitted (pure).
+
+    Shopee's ``update_time`` has one-second resolution, so two changes in the same second
+    share it: a snapshot with the same ``update_time`` but another status is the later of
+    the two and is emitted (its event id differs by status). Same time and status is a
+    duplicate and is not.
+    """
+    if emitted is None or detail.update_time > emitted.update_time:
+        return True
+    return detail.update_time == emitted.update_time and detail.order_status != emitted.status
 
 
 @dataclass(frozen=True)
@@ -499,9 +508,8 @@ def enricher_command() -> None:
             max_poll_records=settings.enricher_max_batch,
             on_revoked=revoked,
         )
-        kafka_consumer = consumer
         ingest.serve_health(
-            ready=lambda: ingest.producer.connected() and kafka_consumer.connected(),
+            ready=ingest.producer.reachable,
             alive=heartbeat.alive,
         )
         enricher = Enricher(

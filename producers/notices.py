@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Protocol
 
 from orderflow.kafka import Headers, Placed, Producer, wait_all
 from orderflow.metrics import Metrics
@@ -82,6 +83,13 @@ def notice_from_list_entry(
 
 def notice_headers(notice: OrderNotice) -> Headers:
     return [("event_id", notice.event_id.encode()), ("source", notice.source.encode())]
+
+
+class NoticeSink(Protocol):
+    """Where the webhook hands a notice: ``submit`` returns a future that resolves once the
+    notice is durable (``NoticeWriter`` on Kafka; tests use a twin)."""
+
+    def submit(self, notice: OrderNotice) -> Future[Placed]: ...
 
 
 class NoticeWriter:

@@ -329,7 +329,7 @@ def poller_command() -> None:
     try:
         config = config_from_settings(ingest.settings)
         heartbeat = Heartbeat(max_stall_seconds=max(300.0, 3 * config.interval))
-        ingest.serve_health(ready=ingest.producer.connected, alive=heartbeat.alive)
+        ingest.serve_health(ready=ingest.producer.reachable, alive=heartbeat.alive)
         poller = Poller(
             client=ingest.shopee(),
             notices=ingest.notice_writer(),

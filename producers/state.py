@@ -219,7 +219,8 @@ class EmittedSnapshots:
         return found
 
     def record(self, shop_id: int, snapshots: dict[str, Snapshot], now: int) -> None:
-        """Remember emitted snapshots in one transaction; an older one never overwrites."""
+        """Remember emitted snapshots in one transaction; an older one never overwrites (a
+        same-second one does: it is the later change of that second)."""
         with self._engine.begin() as conn:
             for order_sn, snapshot in snapshots.items():
                 upsert(
@@ -234,7 +235,7 @@ class EmittedSnapshots:
                     },
                     key=["shop_id", "order_sn"],
                     update=["update_time", "status", "emitted_at"],
-                    where=emitted_snapshots.c.update_time < snapshot.update_time,
+                    where=emitted_snapshots.c.update_time <= snapshot.update_time,
                 )
 
 

@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from orderflow.kafka import KafkaUnavailable
 from orderflow.metrics import Metrics
-from producers.notices import NoticeWriter, notice_from_push
+from producers.notices import NoticeSink, notice_from_push
 from producers.state import AuthState, ShopAuthorization, ShopAuthorizations
 from shopee.errors import MalformedPush
 from shopee.push import (
@@ -101,7 +101,7 @@ class Webhook:
     """The push endpoint's parts; ``app()`` is the ASGI application."""
 
     verifier: PushVerifier
-    notices: NoticeWriter
+    notices: NoticeSink
     authorizations: ShopAuthorizations
     metrics: Metrics
     max_body_bytes: int = 64 * 1024
@@ -220,7 +220,7 @@ def webhook_command(port: int | None) -> None:
             metrics=ingest.metrics,
             max_body_bytes=ingest.settings.webhook_max_body_bytes,
             ack_timeout_seconds=ingest.settings.webhook_ack_timeout_seconds,
-            ready=ingest.producer.connected,
+            ready=ingest.producer.reachable,
         )
         config = uvicorn.Config(
             webhook.app(),

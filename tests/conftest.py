@@ -1,4 +1,5 @@
-"""Fixtures every test folder may use. Broker-backed fixtures live in tests/integration."""
+"""Fixtures every test folder may use. Broker-backed fixtures live in tests/integration; the
+stack itself is here so integration and e2e tests share one per session."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
             monkeypatch.delenv(name)
     monkeypatch.chdir("/")  # and no .env file from the checkout
     yield monkeypatch
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[object]:
+    """The real Kafka, registry and PostgreSQL: reused if running, else started (and
+    stopped at the end of the session)."""
+    from tests.integration.stack import find_or_start, stop
+
+    found = find_or_start()
+    yield found
+    if found.stack_dir is not None:
+        stop(found.stack_dir)

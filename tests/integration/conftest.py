@@ -9,21 +9,13 @@ import pytest
 
 from orderflow.settings import Settings
 from schemas.registry import SchemaRegistryClient
-from tests.integration.stack import Stack, find_or_start, stop
+from tests.integration.stack import Stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    found = find_or_start()
-    yield found
-    if found.stack_dir is not None:
-        stop(found.stack_dir)
 
 
 @pytest.fixture(scope="session")

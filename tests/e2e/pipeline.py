@@ -1,0 +1,178 @@
+"""The ingest pipeline as real processes (``orderflow webhook|poller|enricher``) against an
+in-process sandbox, on the session's stack, in a database of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from orderflow.db import create_engine, migrate
+from orderflow.kafka import Admin
+from orderflow.metrics import Metrics
+from orderflow.settings import Settings
+from orderflow.topics import ensure_topics
+from schemas.codec import AvroCodec
+from schemas.models import OrderEvent
+from schemas.registry import SchemaRegistryClient
+from shopee.client import ShopeeClient
+from shopee.sandbox import SandboxServer
+from tests.integration.stack import Stack, free_port
+from tests.integration.topics import read_topic
+
+ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
+PARTNER_ID = 2001887
+PARTNER_KEY = "e2e-partner-key-0123456789abcdef"
+PUSH_KEY = "e2e-live-push-key-fedcba9876543210"
+
+
+def fresh_database(stack: Stack) -> str:
+    """A new, empty PostgreSQL database on the stack (SQLite when it has none)."""
+    if stack.postgres_url is None:
+        return f"sqlite:////tmp/orderflow-e2e-{uuid.uuid4().hex[:8]}.db"
+    name = f"e2e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(stack.postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # a generated name, not input
+    return stack.postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+@dataclass
+class Pipeline:
+    """Settings shared by the test and the processes, and the processes themselves."""
+
+    stack: Stack
+    workdir: Path
+    webhook_port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    starts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def __post_init__(self) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.database_url = fresh_database(self.stack)
+        self.settings = Settings(
+            kafka_bootstrap_servers=self.stack.bootstrap_servers,
+            schema_registry_url=self.stack.registry_url,
+            database_url=self.database_url,
+            topic_notices=f"e2e{suffix}.order-notices",
+            topic_orders=f"e2e{suffix}.orders",
+            topic_actions=f"e2e{suffix}.order-actions",
+            topic_partitions=3,
+            shopee_partner_id=PARTNER_ID,
+            shopee_partner_key=PARTNER_KEY,  # type: ignore[arg-type]
+            shopee_push_key=PUSH_KEY,  # type: ignore[arg-type]
+            webhook_public_url=self.webhook_url,
+        )
+        with SchemaRegistryClient(self.stack.registry_url) as registry:
+            admin = Admin(self.settings)
+            try:
+                ensure_topics(self.settings, admin, registry)
+            finally:
+                admin.close()
+        engine = create_engine(self.database_url)
+        migrate(engine)
+        engine.dispose()
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_port}/shopee/push"
+
+    def env(self, sandbox: SandboxServer) -> dict[str, str]:
+        s = self.settings
+        values = {
+            "ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            "ORDERFLOW_SCHEMA_REGISTRY_URL": s.schema_registry_url,
+            "ORDERFLOW_DATABASE_URL": s.database_url,
+            "ORDERFLOW_TOPIC_NOTICES": s.topic_notices,
+            "ORDERFLOW_TOPIC_ORDERS": s.topic_orders,
+            "ORDERFLOW_TOPIC_ACTIONS": s.topic_actions,
+            "ORDERFLOW_SHOPEE_PARTNER_ID": str(PARTNER_ID),
+            "ORDERFLOW_SHOPEE_PARTNER_KEY": PARTNER_KEY,
+            "ORDERFLOW_SHOPEE_PUSH_KEY": PUSH_KEY,
+            "ORDERFLOW_SHOPEE_BASE_URL": sandbox.base_url,
+            "ORDERFLOW_WEBHOOK_PUBLIC_URL": self.webhook_url,
+            "ORDERFLOW_WEBHOOK_PORT": str(self.webhook_port),
+            "ORDERFLOW_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ORDERFLOW_")}
+        return inherited | values
+
+    def authorize(self, sandbox: SandboxServer, shop_id: int) -> None:
+        """Store the shop's tokens through the real code exchange."""
+        settings = self.settings.model_copy(update={"shopee_base_url": sandbox.base_url})
+        engine = create_engine(self.database_url)
+        try:
+            with ShopeeClient.from_settings(settings, engine, Metrics()) as client:
+                client.tokens.authorize(sandbox.state.authorize(shop_id), shop_id)
+        finally:
+            engine.dispose()
+
+    def start(self, name: str, sandbox: SandboxServer) -> None:
+        env = self.env(sandbox) | {"ORDERFLOW_METRICS_PORT": str(free_port())}
+        self.starts[name] += 1
+        with (self.workdir / f"{name}.{self.starts[name]}.log").open("wb") as log:
+            # The child keeps its own copy of the descriptor.
+            self.processes[name] = subprocess.Popen(
+                [ORDERFLOW, name], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        if name == "webhook":
+            self._wait_ready(f"http://127.0.0.1:{self.webhook_port}/readyz", name)
+
+    def _wait_ready(self, url: str, name: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: see {self.workdir}/{name}.*.log")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} not ready within {timeout}s")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no drain, no flush, no commit."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    def stop_all(self, timeout: float = 30.0) -> dict[str, int]:
+        """SIGTERM every process and return their exit codes (0 = drained cleanly)."""
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, process in self.processes.items():
+            try:
+                codes[name] = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = -9
+        self.processes.clear()
+        return codes
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for path in sorted(self.workdir.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+    def events(self) -> list[OrderEvent]:
+        with SchemaRegistryClient(self.stack.registry_url) as registry:
+            codec = AvroCodec(OrderEvent, self.settings.topic_orders, registry)
+            records = read_topic(self.settings, self.settings.topic_orders)
+            return [codec.decode(record.value or b"") for record in records]
+
+    def dead_letters(self) -> int:
+        return len(read_topic(self.settings, f"{self.settings.topic_notices}.dlq.enricher"))

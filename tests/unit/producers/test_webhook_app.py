@@ -1,0 +1,138 @@
+"""The webhook's answers, with a twin of the notice sink (the real one is tested against the
+broker in tests/integration/producers/test_webhook.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from orderflow.db import create_engine, migrate
+from orderflow.kafka import KafkaUnavailable, Placed
+from orderflow.metrics import Metrics
+from producers.state import ShopAuthorizations
+from producers.webhook import PUSH_PATH, Webhook
+from schemas.models import OrderNotice
+from shopee.push import PushVerifier
+from shopee.signing import sign_push
+from tests.unit.shopee.reference_samples import (
+    PUSH_AUTHORIZATION_EXPIRY,
+    PUSH_ORDER_STATUS_LIVE,
+    PUSH_SHOP_AUTHORIZED,
+    PUSH_TRACKING_LIVE,
+    PUSH_VERIFICATION,
+)
+
+KEY = "push-key"
+URL = "https://seller.example/shopee/push"
+
+
+class SinkTwin:
+    """Acknowledges at once, never, or fails, as told."""
+
+    def __init__(self) -> None:
+        self.mode = "ack"
+        self.notices: list[OrderNotice] = []
+
+    def submit(self, notice: OrderNotice) -> Future[Placed]:
+        if self.mode == "refuse":
+            raise KafkaUnavailable("queue full")
+        future: Future[Placed] = Future()
+        if self.mode == "ack":
+            self.notices.append(notice)
+            future.set_result((0, len(self.notices)))
+        elif self.mode == "fail":
+            future.set_exception(KafkaUnavailable("not acknowledged"))
+        return future  # "never": stays pending
+
+
+@pytest.fixture
+def sink() -> SinkTwin:
+    return SinkTwin()
+
+
+@pytest.fixture
+def setup(sink: SinkTwin, tmp_path: Path) -> Iterator[tuple[TestClient, Metrics, Webhook]]:
+    engine = create_engine(f"sqlite:///{tmp_path}/webhook.db")
+    migrate(engine)
+    metrics = Metrics()
+    webhook = Webhook(
+        verifier=PushVerifier(KEY, URL),
+        notices=sink,
+        authorizations=ShopAuthorizations(engine),
+        metrics=metrics,
+        ack_timeout_seconds=0.3,
+        max_body_bytes=4096,
+    )
+    with TestClient(webhook.app()) as client:
+        yield client, metrics, webhook
+    engine.dispose()
+
+
+def _post(client: TestClient, body: str, signature: str | None = None) -> httpx.Response:
+    raw = body.encode()
+    return client.post(
+        PUSH_PATH,
+        content=raw,
+        headers={"Authorization": signature or sign_push(KEY, URL, raw)},
+    )
+
+
+@pytest.mark.parametrize("mode", ["never", "fail", "refuse"])
+def test_kafka_not_acknowledging_is_a_503(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin, mode: str
+) -> None:
+    client, metrics, _ = setup
+    sink.mode = mode
+    response = _post(client, PUSH_ORDER_STATUS_LIVE)
+    assert response.status_code == 503
+    assert metrics.pushes.labels(code="3", outcome="unavailable")._value.get() == 1
+
+
+@pytest.mark.parametrize("body", [PUSH_ORDER_STATUS_LIVE, PUSH_TRACKING_LIVE])
+def test_order_pushes_are_acknowledged_empty_after_the_sink(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin, body: str
+) -> None:
+    client, metrics, _ = setup
+    response = _post(client, body)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert len(sink.notices) == 1
+    assert metrics.push_ack_seconds._sum.get() > 0
+
+
+def test_verification_and_unknown_codes_are_acknowledged_without_notices(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    client, metrics, _ = setup
+    for body in (PUSH_VERIFICATION, '{"code": 99, "shop_id": 1, "data": {"anything": 1}}'):
+        response = _post(client, body)
+        assert response.status_code == 200 and response.content == b""
+    assert sink.notices == []
+    assert metrics.pushes.labels(code="99", outcome="ignored")._value.get() == 1
+
+
+def test_partner_codes_record_the_shops_authorisation(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    client, _, webhook = setup
+    assert _post(client, PUSH_SHOP_AUTHORIZED).status_code == 200
+    assert _post(client, PUSH_AUTHORIZATION_EXPIRY).status_code == 200
+    states = webhook.authorizations.all()
+    assert states[60011111].state == "authorized"
+    assert "expiring" in {s.state for s in states.values()}
+    assert sink.notices == []
+
+
+def test_refusals(setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin) -> None:
+    client, metrics, _ = setup
+    assert _post(client, PUSH_ORDER_STATUS_LIVE, "f" * 64).status_code == 401
+    assert _post(client, "not json").status_code == 400
+    big = '{"code": 3, "x": "' + "y" * 5000 + '"}'
+    assert _post(client, big).status_code == 413
+    assert sink.notices == []
+    assert metrics.push_verification_failures._value.get() == 1
