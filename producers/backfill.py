@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import click
+from rich.console import Console
 
 from orderflow.metrics import Metrics
 from orderflow.process import StopFlag
@@ -86,7 +87,7 @@ class ProgressView:
 class BarView(ProgressView):
     """A rich progress bar: windows done, orders found, API calls, ETA."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -105,6 +106,7 @@ class BarView(ProgressView):
             TextColumn("ETA"),
             TimeRemainingColumn(),
             transient=False,
+            console=console,
         )
         self._task = self._bar.add_task("backfill", total=1, orders=0, calls=0)
 
