@@ -13,146 +13,19 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
-from pydantic import SecretStr
 from rich.console import Console
 
-from consumers.deadletter import DeadLetters
-from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer, Producer
-from orderflow.metrics import Metrics
+from orderflow.db import create_engine
 from orderflow.process import StopFlag
-from orderflow.settings import Settings
-from orderflow.topics import dlq_topic, ensure_topics
 from producers.backfill import Backfill, BarView, Progress
-from producers.enricher import Enricher, EnricherConfig
-from producers.notices import NoticeWriter
 from producers.reconcile import Window
-from producers.state import BackfillRuns, EmittedSnapshots, ParkedNotices
-from schemas.codec import AvroCodec
-from schemas.models import OrderEvent, OrderNotice, make_event_id
-from schemas.registry import SchemaRegistryClient
-from shopee.client import ShopeeClient
-from shopee.sandbox import SandboxServer
-from shopee.sandbox.config import SandboxConfig
+from producers.state import BackfillRuns
+from schemas.models import OrderNotice, make_event_id
 from shopee.windows import split_windows
+from tests.integration.producers.conftest import DAY, World
 from tests.integration.topics import read_topic
-
-PARTNER_KEY = "enricher-test-partner-key-0123456789"
-DAY = 86400
-
-
-@dataclass
-class World:
-    settings: Settings
-    sandbox: SandboxServer
-    client: ShopeeClient
-    metrics: Metrics
-    producer: Producer
-    registry: SchemaRegistryClient
-    engine_url: str
-    shop_id: int
-    item_id: int
-
-    def notice_writer(self) -> NoticeWriter:
-        codec = AvroCodec(OrderNotice, self.settings.topic_notices, self.registry)
-        return NoticeWriter(self.producer, codec, self.metrics)
-
-    def enricher(self, consumer: Consumer) -> Enricher:
-        engine = create_engine(self.engine_url)
-        return Enricher(
-            consumer=consumer,
-            client=self.client,
-            notice_codec=AvroCodec(OrderNotice, self.settings.topic_notices, self.registry),
-            event_codec=AvroCodec(OrderEvent, self.settings.topic_orders, self.registry),
-            producer=self.producer,
-            dead_letters=DeadLetters(
-                self.producer,
-                self.metrics,
-                topic=dlq_topic(self.settings.topic_notices, "enricher"),
-                consumer="enricher",
-            ),
-            snapshots=EmittedSnapshots(engine),
-            parked=ParkedNotices(engine),
-            metrics=self.metrics,
-            config=EnricherConfig(max_batch=500, linger=0.25),
-        )
-
-    def enrich_until(self, events: int, timeout: float = 120.0) -> float:
-        """Run an enricher until ``events`` events were emitted; returns the seconds taken."""
-        consumer = Consumer(
-            self.settings,
-            group_id=f"enricher-{self.settings.topic_notices}",
-            topics=[self.settings.topic_notices],
-            max_poll_records=500,
-        )
-        enricher = self.enricher(consumer)
-        started = time.monotonic()
-        try:
-            while self._emitted() < events:
-                assert time.monotonic() - started < timeout, f"only {self._emitted()} events"
-                enricher.run_once()
-        finally:
-            consumer.close()
-        return time.monotonic() - started
-
-    def _emitted(self) -> float:
-        return sum(
-            sample.value
-            for metric in self.metrics.events_emitted.collect()
-            for sample in metric.samples
-            if sample.name.endswith("_total")
-        )
-
-    def calls(self, api: str) -> int:
-        return self.sandbox.state.call_log.counts().get(api, 0)
-
-
-@pytest.fixture
-def world(settings: Settings, registry: SchemaRegistryClient, tmp_path: Path) -> Iterator[World]:
-    admin = Admin(settings)
-    ensure_topics(settings, admin, registry)
-    admin.close()
-    engine_url = f"sqlite:///{tmp_path}/ingest.db"
-    engine = create_engine(engine_url)
-    migrate(engine)
-    metrics = Metrics()
-    producer = Producer(settings, metrics)
-    with SandboxServer(SandboxConfig(partner_key=PARTNER_KEY)) as sandbox:
-        shop_id = sandbox.state.add_shop()
-        item_id = sandbox.state.add_item(shop_id, None, [(0, "SKU", 1_000_000)])
-        shop_settings = settings.model_copy(
-            update={
-                "shopee_partner_id": sandbox.state.config.partner_id,
-                "shopee_partner_key": SecretStr(PARTNER_KEY),
-                "shopee_base_url": sandbox.base_url,
-                # The sandbox answers in microseconds; the client's own limiter is not the
-                # subject here.
-                "shopee_rate_limit_shop_per_second": 1000.0,
-                "shopee_rate_limit_partner_per_second": 1000.0,
-            }
-        )
-        client = ShopeeClient.from_settings(shop_settings, engine, metrics)
-        client.tokens.authorize(sandbox.state.authorize(shop_id), shop_id)
-        yield World(
-            shop_settings,
-            sandbox,
-            client,
-            metrics,
-            producer,
-            registry,
-            engine_url,
-            shop_id,
-            item_id,
-        )
-        client.close()
-    producer.close()
-    engine.dispose()
 
 
 def test_a_burst_of_5000_notices_costs_at_most_105_detail_calls(world: World) -> None:

@@ -167,3 +167,24 @@ def test_sandbox_pushes_over_http_reach_the_topic(webhook: RunningWebhook) -> No
     assert codes == ["push"] * len(attempts)
     # Two tracking-number or status pushes never share an event id.
     assert len({r.header("event_id") for r in records}) == len(records)
+
+
+def test_sandbox_pushes_signed_with_the_partner_key_are_refused(webhook: RunningWebhook) -> None:
+    """The app is configured with a separate push key; Shopee signing with the partner key
+    (an older console) is refused, and Shopee's retries are refused too: nothing written."""
+    config = SandboxConfig(
+        partner_key=PARTNER_KEY, push_key=None, callback_url=webhook.url, time_factor=0.0001
+    )
+    with SandboxServer(config) as sandbox:
+        shop_id = sandbox.state.add_shop()
+        item_id = sandbox.state.add_item(shop_id, None, [(0, "SKU-1", 50)])
+        sandbox.state.create_order(shop_id, [(item_id, 0, 1)])
+        deadline = time.monotonic() + 20
+        while sandbox.pushes.unfinished_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        attempts = sandbox.pushes.attempts()
+        lost = sandbox.pushes.summary()["lost"]
+    assert len(attempts) == 4  # the first try and Shopee's three retries
+    assert {a.result.http_status for a in attempts} == {401}
+    assert lost == 1
+    assert webhook.notices() == 0
