@@ -32,6 +32,11 @@ class KafkaUnavailable(Exception):
     """The broker could not be reached or did not acknowledge in time (transient)."""
 
 
+class ProducerFenced(Exception):
+    """Another process took over this producer's transactional id, or this member's group
+    generation is gone: this instance must stop writing (not transient: crash and restart)."""
+
+
 def client_config(settings: Settings) -> dict[str, Any]:
     """Connection settings shared by producers, consumers and the admin client."""
     config: dict[str, Any] = {
@@ -84,6 +89,8 @@ class Producer:
         *,
         linger_ms: int = 5,
         max_block_ms: int = 5000,
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 20000,
         **overrides: Any,
     ) -> None:
         self._metrics = metrics
@@ -99,11 +106,56 @@ class Producer:
             "request_timeout_ms": 15000,
             "delivery_timeout_ms": 30000,
         }
+        if transactional_id is not None:
+            config["transactional_id"] = transactional_id
+            # A process that dies mid-transaction holds back read_committed readers of its
+            # partitions until the broker aborts it: keep that stall short.
+            config["transaction_timeout_ms"] = transaction_timeout_ms
         config.update(overrides)
         try:
             self._producer = kafka.KafkaProducer(**config)
+            if transactional_id is not None:
+                # Aborts whatever a previous incarnation with this id left open.
+                self._producer.init_transactions()
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"cannot create a Kafka producer: {exc}") from exc
+
+    # -- transactions (only with a transactional_id) ------------------------------------------
+
+    def begin_transaction(self) -> None:
+        self._transactional(self._producer.begin_transaction)
+
+    def commit_transaction(
+        self, next_offsets: Mapping[tuple[str, int], int], consumer: Consumer
+    ) -> None:
+        """Commit the records sent since ``begin_transaction`` together with ``consumer``'s
+        offsets (the offset of the next record to read, per topic and partition): both or
+        neither become visible."""
+
+        def commit() -> None:
+            if next_offsets:
+                self._producer.send_offsets_to_transaction(
+                    _offsets(next_offsets), consumer.group_metadata()
+                )
+            self._producer.commit_transaction()
+
+        self._transactional(commit)
+
+    def abort_transaction(self) -> None:
+        """Drop what was sent since ``begin_transaction``; read_committed readers never see
+        it. Safe to call after a failed commit."""
+        try:
+            self._transactional(self._producer.abort_transaction)
+        except KafkaUnavailable as exc:
+            log.warning("could not abort the transaction (%s); the broker will time it out", exc)
+
+    def _transactional(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except (kafka.errors.ProducerFencedError, kafka.errors.InvalidProducerEpochError) as exc:
+            raise ProducerFenced(f"this producer was fenced: {exc}") from exc
+        except (kafka.errors.KafkaError, AssertionError) as exc:
+            raise KafkaUnavailable(f"transaction step failed: {exc}") from exc
 
     def submit(
         self, topic: str, *, key: bytes | None, value: bytes, headers: Headers | None = None
@@ -254,37 +306,21 @@ class Consumer:
             batches = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"poll failed: {exc}") from exc
-        records: list[ConsumedRecord] = []
-        for raw_records in batches.values():
-            for raw in raw_records:
-                records.append(
-                    ConsumedRecord(
-                        topic=raw.topic,
-                        partition=raw.partition,
-                        offset=raw.offset,
-                        key=raw.key,
-                        value=raw.value,
-                        headers={name: value or b"" for name, value in (raw.headers or [])},
-                        timestamp_ms=int(raw.timestamp or 0),
-                    )
-                )
-        return records
+        return [_consumed(raw) for raw_records in batches.values() for raw in raw_records]
 
     def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         """Commit, per (topic, partition), the offset of the next record to read."""
         if not next_offsets:
             return
         try:
-            self._consumer.commit(
-                {
-                    TopicPartition(topic=topic, partition=partition): OffsetAndMetadata(
-                        offset=offset, metadata="", leader_epoch=-1
-                    )
-                    for (topic, partition), offset in next_offsets.items()
-                }
-            )
+            self._consumer.commit(_offsets(next_offsets))
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"offset commit failed: {exc}") from exc
+
+    def group_metadata(self) -> Any:
+        """This member's group generation, which fences a stale member's transactional
+        offset commit (KIP-447)."""
+        return self._consumer.group_metadata()
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``(topic, partition)`` again from ``offset`` (used to retry without committing)."""
@@ -296,6 +332,60 @@ class Consumer:
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.
         self._consumer.close(autocommit=False)
+
+
+def _offsets(next_offsets: Mapping[tuple[str, int], int]) -> dict[Any, Any]:
+    return {
+        TopicPartition(topic=topic, partition=partition): OffsetAndMetadata(
+            offset=offset, metadata="", leader_epoch=-1
+        )
+        for (topic, partition), offset in next_offsets.items()
+    }
+
+
+def read_since(
+    settings: Settings, topic: str, since_ms: int = 0, timeout: float = 60.0
+) -> list[ConsumedRecord]:
+    """Every committed record of ``topic`` written at or after ``since_ms`` (epoch ms), up
+    to the end of each partition as it is now, partition by partition in offset order. No
+    group, nothing committed."""
+    consumer = kafka.KafkaConsumer(
+        **client_config(settings), enable_auto_commit=False, isolation_level="read_committed"
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.offsets_for_times({tp: since_ms for tp in partitions})
+        for tp in partitions:
+            found = starts.get(tp)
+            consumer.seek(tp, ends[tp] if found is None else found.offset)
+        records: list[ConsumedRecord] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"could not read {topic} to its end in {timeout:.0f}s")
+            for raw_records in consumer.poll(timeout_ms=500).values():
+                records.extend(_consumed(raw) for raw in raw_records)
+        return records
+    except kafka.errors.KafkaError as exc:
+        raise KafkaUnavailable(f"could not read {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _consumed(raw: Any) -> ConsumedRecord:
+    return ConsumedRecord(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers={name: value or b"" for name, value in (raw.headers or [])},
+        timestamp_ms=int(raw.timestamp or 0),
+    )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     # before its notice is dead-lettered.
     enricher_missing_retries: int = Field(default=3, ge=0)
     enricher_group_id: str = "orderflow-enricher"
+    # Events and the notices' offsets commit in one Kafka transaction: exactly one event per
+    # change even across crashes. Off: at-least-once (a crash may repeat a snapshot, with
+    # the same event_id).
+    enricher_transactions: bool = True
+    # Unique per live process. Default: host name plus a random suffix; set it to a stable
+    # per-replica name (a StatefulSet pod name) so a restart aborts its predecessor's open
+    # transaction at once instead of after the 20 s transaction timeout.
+    enricher_transactional_id: str | None = None
 
     # HTTP servers
     webhook_public_url: str | None = None

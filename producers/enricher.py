@@ -11,19 +11,28 @@ The loop, once per batch:
    snapshot already emitted for it (state in the database): one event per (order,
    update_time), never an older one (two changes within one second share an update_time;
    see ``should_emit``);
-4. once Kafka acknowledged the events (and any dead letters), remember the snapshots, then
-   commit the notices' offsets.
+4. commit the events (and any dead letters) together with the notices' offsets in one
+   Kafka transaction, then remember the snapshots in the database.
 
-Delivery is at-least-once: a crash between 3 and 4 can repeat a snapshot, with the same
-``event_id``. Failures follow the four kinds: undecodable notices are dead-lettered; a blocked
-shop's notices are parked in the database and re-published when it clears; anything
-transient rewinds the batch and retries it after a backoff; anything else crashes.
+Exactly once: a crash before the commit aborts the transaction (read_committed subscribers
+never see its events) and the notices are read again; a crash after it leaves the database
+behind the topic, so on every partition assignment the enricher first re-reads the recent
+tail of the orders topic into the database (``recover``). With
+``ORDERFLOW_ENRICHER_TRANSACTIONS=false`` it is at-least-once instead: events are
+acknowledged, snapshots remembered, then offsets committed, and a crash in between can
+repeat a snapshot (with the same ``event_id``).
+
+Failures follow the four kinds: undecodable notices are dead-lettered; a blocked shop's
+notices are parked in the database and re-published when it clears; anything transient
+aborts, rewinds the batch and retries it after a backoff; anything else crashes.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
@@ -55,6 +64,9 @@ from shopee.client import ShopeeClient
 from shopee.models import OrderDetail
 
 log = logging.getLogger(__name__)
+
+Scan = Callable[[str, int], list[ConsumedRecord]]
+"""``scan(topic, since_ms)``: the committed records of a topic written since then."""
 
 CONSUMER_NAME = "enricher"
 _QUANTUM = Decimal(1).scaleb(-AMOUNT_SCALE)
@@ -193,6 +205,11 @@ class EnricherConfig:
     missing_retry_delay: float = 0.5
     blocked_retry: float = 300.0
     poll_timeout: float = 1.0
+    # Recovery re-reads the orders topic from this long before the newest remembered
+    # snapshot (clock skew between replicas, a batch in flight) and at least this far back
+    # from now (a crashed replica's last batch, before its partitions moved here).
+    recovery_margin: float = 60.0
+    recovery_lookback: float = 120.0
 
 
 @dataclass
@@ -207,9 +224,13 @@ class Enricher:
     parked: ParkedNotices
     metrics: Metrics
     config: EnricherConfig = field(default_factory=EnricherConfig)
+    # Set when ``producer`` is transactional; then recovery needs ``scan``.
+    transactional: bool = False
+    scan: Scan | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], object] = time.sleep
     _buffer: list[ConsumedRecord] = field(default_factory=list)
+    _recover_needed: bool = True
     _blocked_until: dict[int, tuple[float, str]] = field(default_factory=dict)
     _failures: int = 0
     _parked_checked: bool = False
@@ -225,11 +246,11 @@ class Enricher:
 
     def run_once(self, stop: StopFlag | None = None) -> int:
         """Gather and process one batch; returns how many notices it finished."""
-        self._unpark_due()
         records = self._gather()
-        if not records:
-            return 0
         try:
+            self._unpark_due()
+            if not records:
+                return 0
             self.process(records)
         except Exception as exc:
             kind = kind_of(exc)
@@ -253,6 +274,12 @@ class Enricher:
             return 0
         self._failures = 0
         return len(records)
+
+    def on_assigned(self, partitions: list[tuple[str, int]]) -> None:
+        """Rebalance: a replica that died after a commit may have left the database behind
+        the topic for these partitions; recover before processing them."""
+        if partitions:
+            self._recover_needed = True
 
     def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
         """Rebalance: drop gathered records of partitions this member no longer owns (their
@@ -296,7 +323,29 @@ class Enricher:
 
     def process(self, records: Sequence[ConsumedRecord]) -> None:
         """Turn one batch of notice records into events, dead letters and parked notices,
-        then commit their offsets. Raises on transient trouble (nothing committed)."""
+        and commit their offsets. Raises on transient trouble (nothing committed)."""
+        if self._recover_needed and self.transactional:
+            self.recover()
+        self._recover_needed = False
+        offsets = self._next_offsets(records)
+        if self.transactional:
+            self.producer.begin_transaction()
+        try:
+            pending, snapshots = self._enrich(records)
+            wait_all(pending, time.monotonic() + 30.0, what="events and dead letters")
+            if self.transactional:
+                self.producer.commit_transaction(offsets, self.consumer)
+        except BaseException:
+            if self.transactional:
+                self.producer.abort_transaction()
+            raise
+        self._remember(snapshots)
+        if not self.transactional:
+            self.consumer.commit(offsets)
+
+    def _enrich(
+        self, records: Sequence[ConsumedRecord]
+    ) -> tuple[list[Future[Placed]], dict[int, dict[str, Snapshot]]]:
         pending: list[Future[Placed]] = []
         by_shop: dict[int, list[_Notice]] = defaultdict(list)
         for record in records:
@@ -314,25 +363,70 @@ class Enricher:
                 self.metrics.notices_consumed.labels("unknown", "dead_letter").inc()
                 continue
             by_shop[notice.shop_id].append(_Notice(record, notice))
-
         snapshots: dict[int, dict[str, Snapshot]] = {}
         for shop_id, notices in by_shop.items():
             emitted = self._enrich_shop(shop_id, notices, pending)
             if emitted:
                 snapshots[shop_id] = emitted
-        wait_all(pending, time.monotonic() + 30.0, what="events and dead letters")
-        now = int(self.clock())
-        for shop_id, emitted in snapshots.items():
-            self.snapshots.record(shop_id, emitted, now)
-        self._commit(records)
+        return pending, snapshots
 
-    def _commit(self, records: Sequence[ConsumedRecord]) -> None:
+    def _remember(self, snapshots: dict[int, dict[str, Snapshot]]) -> None:
+        """Store what was emitted. In transactional mode the events are already committed,
+        so this must not give up: a database outage is waited out here (and a crash is
+        repaired by ``recover``)."""
+        attempt = 0
+        while True:
+            try:
+                now = int(self.clock())
+                for shop_id, emitted in snapshots.items():
+                    self.snapshots.record(shop_id, emitted, now)
+                return
+            except Exception as exc:
+                if not self.transactional or kind_of(exc) != "transient":
+                    raise
+                attempt += 1
+                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                log.warning(
+                    "could not remember emitted snapshots (%s); retrying in %.1fs", exc, delay
+                )
+                self.sleep(delay)
+
+    def recover(self) -> int:
+        """Bring the remembered snapshots up to what the orders topic holds: re-read the
+        topic's recent tail (committed records only) and keep each order's newest snapshot.
+        Returns how many records were read."""
+        assert self.scan is not None, "recovery needs a scan of the orders topic"
+        last = self.snapshots.last_emitted_at()
+        now = self.clock()
+        if last is None:
+            since_ms = 0  # nothing remembered: the whole topic is the memory
+        else:
+            start = min(float(last), now - self.config.recovery_lookback)
+            since_ms = int((start - self.config.recovery_margin) * 1000)
+        records = self.scan(self.event_codec.topic, max(0, since_ms))
+        latest: dict[int, dict[str, Snapshot]] = defaultdict(dict)
+        for record in records:  # per key, offset order is emission order
+            try:
+                event = self.event_codec.decode(record.value or b"")
+            except RecordDecodeError as exc:
+                log.error("recovery skipped an undecodable order event: %s", exc)
+                continue
+            latest[event.shop_id][event.order_sn] = Snapshot(
+                int(event.update_time.timestamp()), event.status
+            )
+        emitted_at = int(now)
+        for shop_id, snapshots in latest.items():
+            self.snapshots.record(shop_id, snapshots, emitted_at)
+        log.info("recovered emitted snapshots from %d order events", len(records))
+        return len(records)
+
+    def _next_offsets(self, records: Sequence[ConsumedRecord]) -> dict[tuple[str, int], int]:
         next_offsets: dict[tuple[str, int], int] = {}
         for record in records:
             tp = (record.topic, record.partition)
             next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
         owned = self.consumer.assignment()
-        self.consumer.commit({tp: offset for tp, offset in next_offsets.items() if tp in owned})
+        return {tp: offset for tp, offset in next_offsets.items() if tp in owned}
 
     def _enrich_shop(
         self, shop_id: int, notices: list[_Notice], pending: list[Future[Placed]]
@@ -470,11 +564,20 @@ class Enricher:
             rows = self.parked.take(shop_id)
             if not rows:
                 return moved
-            futures = [
-                self.producer.submit(self.notice_codec.topic, key=row.key, value=row.value)
-                for row in rows
-            ]
-            wait_all(futures, time.monotonic() + 30.0, what="re-published parked notices")
+            if self.transactional:
+                self.producer.begin_transaction()
+            try:
+                futures = [
+                    self.producer.submit(self.notice_codec.topic, key=row.key, value=row.value)
+                    for row in rows
+                ]
+                wait_all(futures, time.monotonic() + 30.0, what="re-published parked notices")
+                if self.transactional:
+                    self.producer.commit_transaction({}, self.consumer)
+            except BaseException:
+                if self.transactional:
+                    self.producer.abort_transaction()
+                raise
             self.parked.delete([row.id for row in rows])
             moved += len(rows)
             log.info("shop %d: re-published %d parked notices", shop_id, len(rows))
@@ -484,11 +587,18 @@ class Enricher:
 def enricher_command() -> None:
     """Turn notices into full OrderEvent snapshots (get_order_detail, 50 orders a call)."""
     from orderflow.kafka import Consumer as KafkaConsumer
+    from orderflow.kafka import read_since
+    from orderflow.settings import load_settings
     from orderflow.topics import dlq_topic
     from producers.wiring import Ingest
 
-    ingest = Ingest.open("enricher")
-    settings = ingest.settings
+    settings = load_settings()
+    producer_options: dict[str, object] = {}
+    if settings.enricher_transactions:
+        producer_options["transactional_id"] = settings.enricher_transactional_id or (
+            f"orderflow-enricher-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        )
+    ingest = Ingest.open("enricher", settings=settings, producer_options=producer_options)
     consumer: KafkaConsumer | None = None
     try:
         notice_codec = AvroCodec(OrderNotice, settings.topic_notices, ingest.registry)
@@ -501,12 +611,17 @@ def enricher_command() -> None:
             if enricher is not None:
                 enricher.on_revoked(partitions)
 
+        def assigned(partitions: list[tuple[str, int]]) -> None:
+            if enricher is not None:
+                enricher.on_assigned(partitions)
+
         consumer = KafkaConsumer(
             settings,
             group_id=settings.enricher_group_id,
             topics=[settings.topic_notices],
             max_poll_records=settings.enricher_max_batch,
             on_revoked=revoked,
+            on_assigned=assigned,
         )
         ingest.serve_health(
             ready=ingest.producer.reachable,
@@ -533,6 +648,8 @@ def enricher_command() -> None:
                 missing_retries=settings.enricher_missing_retries,
                 blocked_retry=settings.poller_blocked_retry_seconds,
             ),
+            transactional=settings.enricher_transactions,
+            scan=lambda topic, since_ms: read_since(settings, topic, since_ms),
         )
         enricher.run(ingest.stop, heartbeat)
     finally:

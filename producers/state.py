@@ -218,6 +218,12 @@ class EmittedSnapshots:
                     found[str(row.order_sn)] = Snapshot(int(row.update_time), str(row.status))
         return found
 
+    def last_emitted_at(self) -> int | None:
+        """When the newest remembered snapshot was emitted (None: nothing remembered)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(emitted_snapshots.c.emitted_at))).scalar()
+        return None if value is None else int(value)
+
     def record(self, shop_id: int, snapshots: dict[str, Snapshot], now: int) -> None:
         """Remember emitted snapshots in one transaction; an older one never overwrites (a
         same-second one does: it is the later change of that second)."""

@@ -6,7 +6,8 @@ snapshot must equal the sandbox's state, with exactly one snapshot per (order,
 update_time), and push, poll and lost_push must each have revealed changes.
 
 Phase 2: the webhook, the enricher and the poller are each killed with SIGKILL mid-run and
-restarted; afterwards no change is missing. Finally SIGTERM drains every process (exit 0).
+restarted; afterwards no change is missing and none is repeated (the enricher commits events
+and offsets in one Kafka transaction). Finally SIGTERM drains every process (exit 0).
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def _per_key_time_never_goes_back(events: list[OrderEvent]) -> None:
         last[key] = event.update_time.timestamp()
 
 
+def _one_snapshot_per_change(events: list[OrderEvent]) -> None:
+    per_change = Counter((e.shop_id, e.order_sn, e.update_time) for e in events)
+    repeated = [key for key, count in per_change.items() if count > 1]
+    assert not repeated, f"{len(repeated)} repeated snapshots, e.g. {repeated[:3]}"
+
+
 def test_every_order_change_reaches_the_orders_topic(stack: Stack, tmp_path: Path) -> None:
     pipeline = Pipeline(
         stack,
@@ -124,9 +131,7 @@ def test_every_order_change_reaches_the_orders_topic(stack: Stack, tmp_path: Pat
             _converge(pipeline, sandbox)
 
             events = pipeline.events()
-            per_change = Counter((e.shop_id, e.order_sn, e.update_time) for e in events)
-            repeated = [key for key, count in per_change.items() if count > 1]
-            assert not repeated, f"{len(repeated)} repeated snapshots, e.g. {repeated[:3]}"
+            _one_snapshot_per_change(events)
             sources = Counter(e.source for e in events)
             print(
                 f"phase 1: {len(sandbox.state.orders())} orders, {len(events)} snapshots, "
@@ -150,7 +155,10 @@ def test_every_order_change_reaches_the_orders_topic(stack: Stack, tmp_path: Pat
             time.sleep(2)
             sandbox.stop_traffic()
             _converge(pipeline, sandbox)
-            _per_key_time_never_goes_back(pipeline.events())
+            events = pipeline.events()
+            _per_key_time_never_goes_back(events)
+            # Transactions: a killed enricher's open batch is aborted, never half-visible.
+            _one_snapshot_per_change(events)
             assert len(sandbox.state.orders()) > orders_phase_1
         finally:
             codes = pipeline.stop_all()

@@ -4,8 +4,9 @@ registry, and the enricher wired the way ``orderflow enricher`` wires it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 
 from consumers.deadletter import DeadLetters
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer, Producer
+from orderflow.kafka import Admin, Consumer, Producer, read_since
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
 from orderflow.topics import dlq_topic, ensure_topics
@@ -42,29 +43,46 @@ class World:
     engine_url: str
     shop_id: int
     item_id: int
+    closers: list[Callable[[], object]] = field(default_factory=list)
 
     def notice_writer(self) -> NoticeWriter:
         codec = AvroCodec(OrderNotice, self.settings.topic_notices, self.registry)
         return NoticeWriter(self.producer, codec, self.metrics)
 
-    def enricher(self, consumer: Consumer) -> Enricher:
+    def enricher(
+        self,
+        consumer: Consumer,
+        *,
+        transactional: bool = True,
+        snapshots: EmittedSnapshots | None = None,
+    ) -> Enricher:
+        """An enricher wired as ``orderflow enricher`` wires it (transactional by default,
+        with a producer of its own)."""
         engine = create_engine(self.engine_url)
+        producer = self.producer
+        if transactional:
+            producer = Producer(
+                self.settings, self.metrics, transactional_id=f"test-{uuid.uuid4().hex[:8]}"
+            )
+            self.closers.append(producer.close)
         return Enricher(
             consumer=consumer,
             client=self.client,
             notice_codec=AvroCodec(OrderNotice, self.settings.topic_notices, self.registry),
             event_codec=AvroCodec(OrderEvent, self.settings.topic_orders, self.registry),
-            producer=self.producer,
+            producer=producer,
             dead_letters=DeadLetters(
-                self.producer,
+                producer,
                 self.metrics,
                 topic=dlq_topic(self.settings.topic_notices, "enricher"),
                 consumer="enricher",
             ),
-            snapshots=EmittedSnapshots(engine),
+            snapshots=snapshots or EmittedSnapshots(engine),
             parked=ParkedNotices(engine),
             metrics=self.metrics,
             config=EnricherConfig(max_batch=500, linger=0.25),
+            transactional=transactional,
+            scan=lambda topic, since_ms: read_since(self.settings, topic, since_ms),
         )
 
     def enrich_until(self, events: int, timeout: float = 120.0) -> float:
@@ -140,7 +158,7 @@ def world(
         )
         client = ShopeeClient.from_settings(shop_settings, engine, metrics)
         client.tokens.authorize(sandbox.state.authorize(shop_id), shop_id)
-        yield World(
+        world = World(
             shop_settings,
             sandbox,
             client,
@@ -151,6 +169,9 @@ def world(
             shop_id,
             item_id,
         )
+        yield world
+        for close in reversed(world.closers):
+            close()
         client.close()
     producer.close()
     engine.dispose()
