@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import click
+from pydantic import ValidationError
 
 from consumers.deadletter import DeadLetters
 from orderflow.failures import kind_of
@@ -61,6 +62,7 @@ from schemas.models import (
     order_key,
 )
 from shopee.client import ShopeeClient
+from shopee.errors import FinalError, MalformedResponse
 from shopee.models import OrderDetail
 
 log = logging.getLogger(__name__)
@@ -484,13 +486,23 @@ class Enricher:
                     self.metrics.notices_consumed.labels(item.notice.source, "unchanged").inc()
                 continue
             source = revealing_source([item.notice for item in order_notices], detail.update_time)
-            event = event_from_detail(
-                shop_id,
-                detail,
-                previous_status=None if previous is None else previous.status,
-                source=source,
-                emitted_at=emitted_at,
-            )
+            try:
+                event = event_from_detail(
+                    shop_id,
+                    detail,
+                    previous_status=None if previous is None else previous.status,
+                    source=source,
+                    emitted_at=emitted_at,
+                )
+            except ValidationError as exc:
+                # This order's detail cannot be an OrderEvent (a value outside the schema):
+                # poison for its notices only.
+                reason = f"order {detail.order_sn} does not fit the OrderEvent schema: {exc}"
+                log.error("shop %d: %s", shop_id, reason)
+                for item in order_notices:
+                    pending.append(self.dead_letters.submit(item.record, reason[:2000]))
+                    self.metrics.notices_consumed.labels(item.notice.source, "dead_letter").inc()
+                continue
             pending.append(
                 self.producer.submit(
                     self.event_codec.topic,
@@ -513,22 +525,49 @@ class Enricher:
     def _fetch(
         self, shop_id: int, order_sns: list[str]
     ) -> tuple[list[OrderDetail], dict[str, str]]:
-        """Details of ``order_sns``; orders still missing after asking alone, with why."""
-        result = self.client.get_order_detail(shop_id, order_sns)
-        details = list(result.found)
-        missing = dict(result.missing)
+        """Details of ``order_sns``; orders still missing after asking alone, with why.
+
+        A batch answer that is final (a parameter Shopee refuses) or malformed (one order
+        Shopee describes in a shape we cannot read) is about some order in it, not the
+        shop: each order is then asked for alone, so the culprit ends up in ``missing``
+        and the rest carry on. Blocked and other transient failures propagate.
+        """
+        try:
+            result = self.client.get_order_detail(shop_id, order_sns)
+            details, missing = list(result.found), dict(result.missing)
+        except (FinalError, MalformedResponse) as exc:
+            if isinstance(exc, FinalError) and kind_of(exc) == "blocked":
+                raise
+            log.warning(
+                "shop %d: a detail call for %d orders failed (%s); asking one by one",
+                shop_id,
+                len(order_sns),
+                exc,
+            )
+            details, missing = [], {sn: str(exc) for sn in order_sns}
+            self._ask_alone(shop_id, details, missing)
         for attempt in range(self.config.missing_retries):
             if not missing:
                 break
             self.sleep(self.config.missing_retry_delay * (attempt + 1))
-            for order_sn in list(missing):
-                retry = self.client.get_order_detail(shop_id, [order_sn])
-                if retry.found:
-                    details.extend(retry.found)
-                    del missing[order_sn]
-                else:
-                    missing[order_sn] = retry.missing.get(order_sn, missing[order_sn])
+            self._ask_alone(shop_id, details, missing)
         return details, missing
+
+    def _ask_alone(self, shop_id: int, details: list[OrderDetail], missing: dict[str, str]) -> None:
+        """One get_order_detail call per missing order; found ones move to ``details``."""
+        for order_sn in list(missing):
+            try:
+                retry = self.client.get_order_detail(shop_id, [order_sn])
+            except (FinalError, MalformedResponse) as exc:
+                if isinstance(exc, FinalError) and kind_of(exc) == "blocked":
+                    raise
+                missing[order_sn] = str(exc)
+                continue
+            if retry.found:
+                details.extend(retry.found)
+                del missing[order_sn]
+            else:
+                missing[order_sn] = retry.missing.get(order_sn, missing[order_sn])
 
     # -- blocked shops ------------------------------------------------------------------------
 

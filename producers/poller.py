@@ -285,6 +285,9 @@ class Poller:
                 drained += len(page.push_message_list)
                 if not page.has_next_page:
                     return drained
+                now = self.clock()
+                if not self.leases.try_take(LOST_PUSH_LEASE, self.holder, now, now + 60.0):
+                    return drained  # another replica took over (our lease had run out)
         finally:
             self.leases.release(LOST_PUSH_LEASE, self.holder)
 
