@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_SCRIPT = ROOT / "deploy" / "local" / "stack.sh"
+# Every line `stack.sh up` prints on stdout: `make run` evals it.
+EXPORT_LINE = re.compile(r"^export ORDERFLOW_[A-Z_]+=\S+$")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ schemas in memory would start again at id 1 and hand it to whatever is registere
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ from orderflow.settings import Settings
 from schemas.codec import AvroCodec, schema_for, unframe
 from schemas.models import OrderEvent, OrderLine, OrderNotice, order_key
 from schemas.registry import SchemaRegistryClient, subject_for
-from tests.integration.stack import LocalStack, Stack
+from tests.integration.stack import EXPORT_LINE, LocalStack, Stack
 
-EXPORT_LINE = re.compile(r"^export ORDERFLOW_[A-Z_]+=\S+$")
 TOPIC = "restart.orders"
 NOW = datetime(2026, 11, 26, 9, 30, 15, 123000, tzinfo=UTC)
 

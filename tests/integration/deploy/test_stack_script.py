@@ -7,7 +7,6 @@ stack the rest of the suite uses.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
@@ -15,9 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.stack import STACK_SCRIPT, LocalStack
-
-EXPORT_LINE = re.compile(r"^export ORDERFLOW_[A-Z_]+=\S+$")
+from tests.integration.stack import EXPORT_LINE, STACK_SCRIPT, LocalStack
 
 
 def our_processes(stack_dir: Path) -> list[str]:
