@@ -1,65 +1,537 @@
 #!/usr/bin/env bash
-# `make run`: the local stack, orderflow's topics and schemas, and the Shopee sandbox with
-# live order traffic; a shop is authorised through the real code exchange, and its orders are
-# listed through the signed, self-refreshing client every few seconds. Ctrl-C stops the
-# sandbox (the stack stays up; `make down` stops it).
+# `make run`: the whole ingest pipeline on the local stack, against the Shopee sandbox.
 #
-# It grows with the pipeline: processes that exist are started here.
+#   1. the local stack (Kafka, schema registry, PostgreSQL) and `orderflow topics`;
+#   2. the Shopee sandbox with SHOPS shops, its own push key, and (FAULTS) lossy pushes;
+#   3. every shop authorised through the real code exchange (`orderflow auth exchange`);
+#   4. `orderflow webhook`, `orderflow poller` and `orderflow enricher`, logging to RUN_DIR;
+#      then the sandbox's callback URL is registered (with Shopee's verification push) and
+#      RATE new orders per second start flowing. The enricher starts at the end of the
+#      notices topic: what an earlier run left there names orders of a sandbox that is gone;
+#   5. every INTERVAL seconds, plain lines read from the sandbox and the processes' /metrics
+#      and /readyz: orders by status, pushes, notices by source, events emitted, API calls;
+#   6. Ctrl-C (or ROUNDS=N rounds) sends every process one SIGTERM, waits for them to drain,
+#      prints a summary and leaves the stack up (`make down` stops it).
+#
+# Settings (environment or make variables, e.g. `make run RATE=5 FAULTS=1`):
+#   RATE (2) new orders/s over all shops; SHOPS (2); FAULTS (0): 1 = 30% of pushes dropped
+#   (Shopee keeps them for get_lost_push_message), 10% duplicated, reordered by up to 2 s;
+#   or a spec such as "drop=0.5,dup=0.2,reorder=3,silent=1,errors=0.05,latency=50" or a JSON
+#   object for PATCH /sandbox/faults. ROUNDS (0 = until Ctrl-C); INTERVAL (5) seconds between
+#   status blocks; SEED (a new one per run, so order numbers never repeat across runs);
+#   TIME_FACTOR (0.01: Shopee's minutes become seconds); SHOP_ID (100001, the first shop id);
+#   ports SANDBOX_PORT (8181), WEBHOOK_PORT (8080), POLLER_METRICS_PORT (9401),
+#   ENRICHER_METRICS_PORT (9402); STACK_DIR and the stack's own ports as for stack.sh.
+#   Other ORDERFLOW_* variables in the environment reach the processes (e.g. LOG_LEVEL, or
+#   POLLER_INTERVAL_SECONDS instead of this script's 5).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 BIN="$ROOT/.venv/bin"
 STACK="$ROOT/deploy/local/stack.sh"
-RUN_DIR="${STACK_DIR:-$ROOT/deploy/local/.stack}/run"
-SANDBOX_PORT="${SANDBOX_PORT:-8181}"
-SHOP_ID="${SHOP_ID:-100001}"
-TRAFFIC_RATE="${TRAFFIC_RATE:-2}"
+# Exported so that stack.sh and this script agree on one directory.
+export STACK_DIR="${STACK_DIR:-$ROOT/deploy/local/.stack}"
+RUN_DIR="$STACK_DIR/run"
+PIDS_FILE="$RUN_DIR/pids"
+
+RATE="${RATE:-${TRAFFIC_RATE:-2}}"
+SHOPS="${SHOPS:-2}"
+FAULTS="${FAULTS:-0}"
 ROUNDS="${ROUNDS:-0}" # 0 = until Ctrl-C
+INTERVAL="${INTERVAL:-5}"
+SEED="${SEED:-$(date +%s)}"
+TIME_FACTOR="${TIME_FACTOR:-0.01}"
+SHOP_ID="${SHOP_ID:-100001}"
+SANDBOX_PORT="${SANDBOX_PORT:-8181}"
+WEBHOOK_PORT="${WEBHOOK_PORT:-8080}"
+POLLER_METRICS_PORT="${POLLER_METRICS_PORT:-9401}"
+ENRICHER_METRICS_PORT="${ENRICHER_METRICS_PORT:-9402}"
+STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
+READY_TIMEOUT="${READY_TIMEOUT:-60}"
+
+SANDBOX_URL="http://127.0.0.1:${SANDBOX_PORT}"
+PIPELINE=(webhook poller enricher)
+declare -A PID_OF=() EXIT_OF=() URL_OF=(
+  [webhook]="http://127.0.0.1:${WEBHOOK_PORT}"
+  [poller]="http://127.0.0.1:${POLLER_METRICS_PORT}"
+  [enricher]="http://127.0.0.1:${ENRICHER_METRICS_PORT}"
+  [sandbox]="$SANDBOX_URL"
+)
 
 say() { printf '\n== %s\n' "$*"; }
+die() { printf 'run: %s\n' "$*" >&2; exit 1; }
+
+[[ -x "$BIN/orderflow" ]] || die "no $BIN/orderflow; run \`make run\` (it runs \`make setup\` first)."
+for number in RATE SHOPS ROUNDS INTERVAL TIME_FACTOR; do
+  [[ "${!number}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$number must be a number, not '${!number}'"
+done
+[[ "$SHOPS" =~ ^[1-9][0-9]*$ ]] || die "SHOPS must be a whole number of at least 1, not '$SHOPS'"
+[[ "$ROUNDS" =~ ^[0-9]+$ ]] || die "ROUNDS must be a whole number, not '$ROUNDS'"
+[[ "$SEED" =~ ^[0-9]+$ ]] || die "SEED must be a whole number, not '$SEED'"
+# RATE goes into a JSON body as it is, and JSON refuses a leading zero such as "02".
+RATE="$(awk -v r="$RATE" 'BEGIN { print r + 0 }')"
+
+# The status lines, the summary and FAULTS parsing: Python from the venv, standard library
+# plus prometheus_client's exposition parser, so nothing beyond `make setup` is needed.
+helper() {
+  "$BIN/python" - "$@" <<'PY'
+import signal
+
+# Ctrl-C during a status round ends the helper quietly (no traceback); while the script
+# drains it ignores Ctrl-C, and so does this helper then.
+if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+LIFECYCLE = ["UNPAID", "READY_TO_SHIP", "PROCESSED", "RETRY_SHIP", "SHIPPED",
+             "TO_CONFIRM_RECEIVE", "IN_CANCEL", "CANCELLED", "TO_RETURN", "COMPLETED"]
+DEFAULT_FAULTS = {"push_drop_rate": 0.3, "push_duplicate_rate": 0.1,
+                  "push_reorder_max_delay_seconds": 2.0}
+ALIASES = {"drop": "push_drop_rate", "dup": "push_duplicate_rate",
+           "duplicate": "push_duplicate_rate", "reorder": "push_reorder_max_delay_seconds",
+           "latency": "latency_ms", "jitter": "latency_jitter_ms",
+           "rate_limit": "rate_limit_per_second"}
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except (OSError, ValueError):
+        return None, ""
+
+
+def faults(spec):
+    """FAULTS as the JSON body of PATCH /sandbox/faults; empty for none."""
+    spec = spec.strip()
+    if spec.lower() in ("", "0", "off", "no", "false", "none"):
+        return ""
+    if spec.lower() in ("1", "on", "yes", "true"):
+        return json.dumps(DEFAULT_FAULTS)
+    if spec.startswith("{"):
+        return json.dumps(json.loads(spec))
+    body = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, raw = part.partition("=")
+        if not sep:
+            raise SystemExit(f"run: FAULTS: {part!r} is not key=value")
+        key = key.strip()
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise SystemExit(f"run: FAULTS: {raw!r} (for {key}) is not a number") from None
+        if key == "silent":  # dropped pushes vanish: only polling can find those changes
+            body["dropped_push_to_lost_store"] = not value
+        elif key == "errors":  # this share of every Shopee API call fails
+            body["error_rates"] = {"*": value}
+        else:
+            body[ALIASES.get(key, key)] = value
+    return json.dumps(body)
+
+
+def describe_faults(text):
+    f = json.loads(text)
+    parts = []
+    if f.get("push_drop_rate"):
+        where = ("kept for get_lost_push_message" if f.get("dropped_push_to_lost_store", True)
+                 else "silently: only polling finds those changes")
+        parts.append(f"{f['push_drop_rate']:.0%} of pushes dropped ({where})")
+    if f.get("push_duplicate_rate"):
+        parts.append(f"{f['push_duplicate_rate']:.0%} delivered twice")
+    if f.get("push_reorder_max_delay_seconds"):
+        parts.append(f"each delayed by up to {f['push_reorder_max_delay_seconds']:g} s (reordered)")
+    for api, rate in (f.get("error_rates") or {}).items():
+        parts.append(f"{rate:.0%} of {'all API calls' if api == '*' else api} fail")
+    if f.get("latency_ms"):
+        parts.append(f"{f['latency_ms']:g} ms added to every API call")
+    if f.get("rate_limit_per_second"):
+        parts.append(f"rate limit {f['rate_limit_per_second']}/s per shop")
+    return "; ".join(parts) or "none"
+
+
+def collect(sandbox, processes):
+    health, samples = {}, []
+    for name, base in processes.items():
+        code, _ = get(base + "/readyz")
+        health[name] = "ready" if code == 200 else ("down" if code is None else "NOT READY")
+        code, text = get(base + "/metrics")
+        if code == 200:
+            for family in text_string_to_metric_families(text):
+                samples.extend((s.name, s.labels, s.value) for s in family.samples)
+    code, text = get(sandbox + "/sandbox/state")
+    state = json.loads(text) if code == 200 else None
+    health["sandbox"] = "up" if state is not None else "down"
+    return health, samples, state
+
+
+def by(samples, name, label):
+    counts = Counter()
+    for sample_name, labels, value in samples:
+        if sample_name == name:
+            counts[labels.get(label, "")] += int(value)
+    return counts
+
+
+def listed(counts, order=()):
+    keys = [k for k in order if counts.get(k)] + sorted(k for k in counts if k not in order and counts[k])
+    return ", ".join(f"{k} {counts[k]}" for k in keys) or "none yet"
+
+
+def short_api(api):
+    return api.rstrip("/").replace(".", "/").rsplit("/", 1)[-1]
+
+
+def report(sandbox, processes):
+    health, samples, state = collect(sandbox, processes)
+    lines = []
+    if state is not None:
+        orders = Counter(state["orders_by_status"])
+        lines.append(f"orders    {sum(orders.values())} in the sandbox: {listed(orders, LIFECYCLE)}")
+        p = state["pushes"]
+        drained = p["lost"] - p["lost_unconfirmed"]
+        lines.append(
+            f"pushes    {p['emitted']} sent by Shopee: {p['delivered']} delivered (duplicates "
+            f"count twice), {p['lost']} lost ({drained} drained by the poller), "
+            f"{p['dropped']} dropped silently, {p['pending']} pending"
+        )
+    else:
+        lines.append("orders    the sandbox does not answer")
+    received = by(samples, "orderflow_webhook_pushes_total", "outcome")
+    lines.append(f"webhook   {sum(received.values())} pushes received: {listed(received)}")
+    notices = by(samples, "orderflow_notices_produced_total", "source")
+    sources = ["push", "poll", "lost_push", "backfill"]
+    lines.append(f"notices   {sum(notices.values())} written: {listed(notices, sources)}")
+    events = by(samples, "orderflow_enricher_events_total", "source")
+    first = sum(by(samples, "orderflow_enricher_changes_first_seen_by_poll_total", "source").values())
+    found = (f"{first} change{'' if first == 1 else 's'} found by polling or the lost-push "
+             "drain before any push")
+    lines.append(
+        f"events    {sum(events.values())} emitted to the orders topic: {listed(events, sources)}; "
+        + found
+    )
+    done = by(samples, "orderflow_enricher_notices_total", "outcome")
+    lines.append(f"enricher  {sum(done.values())} notices done: {listed(done, ['emitted', 'unchanged'])}")
+    calls, outcomes = Counter(), Counter()
+    for name, labels, value in samples:
+        if name == "orderflow_shopee_requests_total":
+            calls[short_api(labels.get("api", ""))] += int(value)
+            outcomes[labels.get("outcome", "")] += int(value)
+    problems = listed(Counter({k: v for k, v in outcomes.items() if k != "ok"}))
+    lines.append(
+        f"shopee    {sum(calls.values())} API calls: {listed(calls)}; not ok: {problems}"
+    )
+    health_line = "health    " + ", ".join(f"{n} {h}" for n, h in health.items())
+    blocked = sorted(
+        f"{labels.get('shop_id')} ({labels.get('reason')}, {labels.get('process')})"
+        for name, labels, value in samples
+        if name == "orderflow_shop_blocked" and value == 1
+    )
+    if blocked:
+        # e.g. a shop an earlier run authorised that this sandbox does not have
+        health_line += "; shops set aside: " + ", ".join(blocked)
+    lines.append(health_line)
+    summary = []
+    if state is not None:
+        summary.append(f"orders in the sandbox: {sum(orders.values())} ({listed(orders, LIFECYCLE)})")
+        summary.append(
+            f"pushes: {p['emitted']} sent by Shopee, {p['delivered']} delivered, {p['lost']} lost "
+            f"({drained} drained by the poller), {p['dropped']} dropped silently"
+        )
+    summary.append(f"notices written: {sum(notices.values())} ({listed(notices, sources)})")
+    summary.append(
+        f"events emitted: {sum(events.values())} ({listed(events, sources)}); " + found
+    )
+    return lines, summary
+
+
+def skip_old_notices():
+    """Commit the enricher group's offsets at the end of the notices topic. Notices an
+    earlier run left unenriched (it was killed, or they arrived during its drain) name orders
+    of that run's sandbox, which this one never had; and a group Kafka has forgotten would
+    otherwise start at the earliest notice of every run before."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    from orderflow.kafka import client_config
+    from orderflow.settings import load_settings
+
+    settings = load_settings()
+    topic, group = settings.topic_notices, settings.enricher_group_id
+    consumer = KafkaConsumer(**client_config(settings), group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(partitions)
+        left = sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+    except KafkaError as exc:
+        # A group with live members (an enricher outside this script) refuses the commit.
+        print(f"enricher group {group} left where it was ({exc})")
+        return
+    finally:
+        consumer.close()
+    if left:
+        print(f"skipped {left} notices an earlier run left unenriched: their orders were in "
+              "that run's sandbox")
+
+
+def main(argv):
+    mode = argv[0]
+    if mode == "faults":
+        print(faults(argv[1]))
+    elif mode == "describe-faults":
+        print(describe_faults(argv[1]))
+    elif mode == "skip-old-notices":
+        skip_old_notices()
+    elif mode in ("status", "summary"):
+        sandbox = argv[1]
+        processes = dict(arg.split("=", 1) for arg in argv[2:])
+        lines, summary = report(sandbox, processes)
+        print("\n".join(lines if mode == "status" else summary))
+
+
+main(sys.argv[1:])
+PY
+}
+
+alive() { # pid: running, and not a zombie waiting to be reaped
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != Z ]]
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A run.sh that died without its trap (SIGKILL, a closed terminal) leaves its processes
+# running, holding the ports: stop exactly those, by the pids it wrote down. A run that is
+# still alive is somebody's session; leave it alone.
+stop_leftovers() {
+  [[ -f "$PIDS_FILE" ]] || return 0
+  local owner name pid
+  owner="$(sed -n 's/^run \([0-9]*\)$/\1/p' "$PIDS_FILE")"
+  if [[ -n "$owner" ]] && alive "$owner" && grep -qa 'run.sh' "/proc/$owner/cmdline" 2>/dev/null; then
+    die "another \`make run\` (pid $owner) is running on $STACK_DIR; stop it first (Ctrl-C there)."
+  fi
+  while read -r name pid; do
+    [[ "$name" == run ]] && continue
+    if alive "$pid" && grep -qa orderflow "/proc/$pid/cmdline" 2>/dev/null; then
+      echo "stopping $name (pid $pid), left running by an earlier make run"
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 $((STOP_TIMEOUT * 5))); do alive "$pid" || break; sleep 0.2; done
+      alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done <"$PIDS_FILE"
+  rm -f "$PIDS_FILE"
+}
+
+# start NAME COMMAND...: in a session of its own, so a Ctrl-C in the terminal reaches only
+# this script, which then sends each process exactly one SIGTERM and waits for its drain.
+start() {
+  local name="$1"; shift
+  setsid "$@" >"$RUN_DIR/$name.log" 2>&1 &
+  PID_OF[$name]=$!
+  echo "$name ${PID_OF[$name]}" >>"$PIDS_FILE"
+}
+
+# wait_ready NAME URL: until URL answers 200; a process that exits meanwhile fails the run.
+wait_ready() {
+  local name="$1" url="$2" start=$SECONDS
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    if ! alive "${PID_OF[$name]}"; then
+      tail -n 30 "$RUN_DIR/$name.log" >&2 || true
+      die "$name exited during start-up; its log is $RUN_DIR/$name.log"
+    fi
+    (( SECONDS - start < READY_TIMEOUT )) \
+      || die "$name not ready within ${READY_TIMEOUT}s; its log is $RUN_DIR/$name.log"
+    sleep 0.2
+  done
+}
+
+# stop NAME...: one SIGTERM each, then wait (they drain: finish the batch, flush, commit);
+# SIGKILL only what is still running after STOP_TIMEOUT. Records each exit code.
+stop() {
+  local name pid deadline code
+  for name in "$@"; do
+    [[ -n "${PID_OF[$name]:-}" && -z "${EXIT_OF[$name]:-}" ]] && kill -TERM "${PID_OF[$name]}" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  for name in "$@"; do
+    pid="${PID_OF[$name]:-}"
+    [[ -n "$pid" && -z "${EXIT_OF[$name]:-}" ]] || continue
+    while alive "$pid" && (( SECONDS < deadline )); do sleep 0.2; done
+    if alive "$pid"; then
+      echo "$name did not stop within ${STOP_TIMEOUT}s of SIGTERM; killing it (see $RUN_DIR/$name.log)"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    code=0
+    wait "$pid" 2>/dev/null || code=$?
+    EXIT_OF[$name]=$code
+  done
+}
+
+endpoints() { local n; for n in "${PIPELINE[@]}"; do printf '%s=%s ' "$n" "${URL_OF[$n]}"; done; }
+
+STARTED_TRAFFIC_AT=""
+OWN_PIDS_FILE=""
+FAILED=""
+FINISHED=0
+on_exit() {
+  local rc=$?
+  (( FINISHED )) && return
+  FINISHED=1
+  # A second Ctrl-C must not cut the drain short (children inherit the ignore, too).
+  trap '' INT TERM
+  if [[ ${#PID_OF[@]} -eq 0 ]]; then
+    [[ -z "$OWN_PIDS_FILE" ]] || rm -f "$PIDS_FILE"
+    exit "$rc"
+  fi
+  local summary=""
+  if [[ -n "${PID_OF[sandbox]:-}" ]]; then
+    # No new orders while the pipeline drains; then the last numbers, while /metrics answer.
+    curl -fsS -o /dev/null --max-time 3 -X POST "$SANDBOX_URL/sandbox/traffic/stop" 2>/dev/null || true
+    # shellcheck disable=SC2046
+    summary="$(helper summary "$SANDBOX_URL" $(endpoints) 2>/dev/null || true)"
+  fi
+  say "stopping: SIGTERM to ${PIPELINE[*]} (they drain), then the sandbox"
+  stop "${PIPELINE[@]}"
+  stop sandbox
+  rm -f "$PIDS_FILE"
+  local name clean=1 codes=()
+  for name in "${PIPELINE[@]}" sandbox; do
+    [[ -n "${PID_OF[$name]:-}" ]] || continue
+    codes+=("$name exit ${EXIT_OF[$name]}")
+    [[ "${EXIT_OF[$name]}" == 0 ]] || clean=0
+  done
+  say "summary${STARTED_TRAFFIC_AT:+ after $((SECONDS - STARTED_TRAFFIC_AT)) s of traffic}"
+  [[ -z "$summary" ]] || printf '%s\n' "$summary"
+  echo "processes: $(IFS=,; echo "${codes[*]}" | sed 's/,/, /g')$( ((clean)) && echo ' (all stopped cleanly)')"
+  [[ -z "$FAILED" ]] || echo "FAILED: $FAILED"
+  echo "logs: $RUN_DIR/{$(IFS=,; echo "${!PID_OF[*]}")}.log"
+  echo "the stack is still up (make down stops it)"
+  if [[ -n "$FAILED" || $clean == 0 ]]; then exit 1; fi
+  # Stopped on purpose (Ctrl-C, ROUNDS done) with every process clean: success.
+  if [[ $rc -ne 0 && -z "${INTERRUPTED:-}" ]]; then exit "$rc"; fi
+  exit 0
+}
+INTERRUPTED=""
+trap on_exit EXIT
+trap 'INTERRUPTED=1; exit 130' INT TERM
 
 say "starting the local stack (Kafka, schema registry, PostgreSQL)"
-eval "$("$STACK" up)"
+# Assigned first: a failure inside "$(...)" given straight to eval would go unnoticed.
+stack_env="$("$STACK" up)" || die "the local stack did not start; see the messages above."
+eval "$stack_env"
 mkdir -p "$RUN_DIR"
+stop_leftovers
+for port_name in SANDBOX_PORT WEBHOOK_PORT POLLER_METRICS_PORT ENRICHER_METRICS_PORT; do
+  port_open "${!port_name}" && die "port ${!port_name} is taken by another process; set $port_name to a free port."
+done
+echo "run $$" >"$PIDS_FILE"
+OWN_PIDS_FILE=1
 
 export ORDERFLOW_SHOPEE_PARTNER_ID="${ORDERFLOW_SHOPEE_PARTNER_ID:-2001887}"
 export ORDERFLOW_SHOPEE_PARTNER_KEY="${ORDERFLOW_SHOPEE_PARTNER_KEY:-sandbox-partner-key}"
-export ORDERFLOW_SHOPEE_BASE_URL="http://127.0.0.1:${SANDBOX_PORT}"
+# Shopee signs pushes with a separate "Live Push Partner Key"; a different value from the
+# partner key proves the webhook verifies with the right one.
+export ORDERFLOW_SHOPEE_PUSH_KEY="${ORDERFLOW_SHOPEE_PUSH_KEY:-sandbox-live-push-key}"
+export ORDERFLOW_SHOPEE_BASE_URL="$SANDBOX_URL"
+export ORDERFLOW_WEBHOOK_PORT="$WEBHOOK_PORT"
+export ORDERFLOW_WEBHOOK_PUBLIC_URL="http://127.0.0.1:${WEBHOOK_PORT}/shopee/push"
+# A demo on a laptop: the servers listen on loopback only.
+export ORDERFLOW_HTTP_HOST="${ORDERFLOW_HTTP_HOST:-127.0.0.1}"
+# Poll every few seconds (instead of every minute) so the poll path shows within a round;
+# the overlap covers the sandbox's scaled-down lifecycle.
+export ORDERFLOW_POLLER_INTERVAL_SECONDS="${ORDERFLOW_POLLER_INTERVAL_SECONDS:-5}"
+export ORDERFLOW_POLLER_OVERLAP_SECONDS="${ORDERFLOW_POLLER_OVERLAP_SECONDS:-30}"
+# A poller killed without its drain holds its shop leases this long: keep re-runs quick.
+export ORDERFLOW_POLLER_LEASE_SECONDS="${ORDERFLOW_POLLER_LEASE_SECONDS:-30}"
+# Shops left in the database by earlier runs with more SHOPS do not exist in this sandbox;
+# the poller parks them after one try.
 
 say "creating topics and registering schemas"
 "$BIN/orderflow" topics
 
-say "starting the Shopee sandbox on port $SANDBOX_PORT with $TRAFFIC_RATE new orders/s"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  echo "sandbox stopped; the stack is still up (make down stops it)"
-}
-trap cleanup EXIT INT TERM
-"$BIN/orderflow" sandbox --port "$SANDBOX_PORT" --shop-id "$SHOP_ID" --items 5 \
-  --traffic-rate "$TRAFFIC_RATE" --time-factor 0.01 >"$RUN_DIR/sandbox.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do
-  grep -q 'authorization code' "$RUN_DIR/sandbox.log" 2>/dev/null && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$RUN_DIR/sandbox.log"; exit 1; }
-  sleep 0.1
-done
-code="$(sed -n "s/.*shop ${SHOP_ID} .*authorization code \([^ ]*\).*/\1/p" "$RUN_DIR/sandbox.log")"
-[[ -n "$code" ]] || { cat "$RUN_DIR/sandbox.log"; echo "no authorization code from the sandbox"; exit 1; }
+shop_ids=()
+for ((i = 0; i < SHOPS; i++)); do shop_ids+=($((SHOP_ID + i))); done
+say "starting the Shopee sandbox on port $SANDBOX_PORT: shops ${shop_ids[*]}, seed $SEED"
+shop_args=()
+for id in "${shop_ids[@]}"; do shop_args+=(--shop-id "$id"); done
+# Large stock: the traffic runs for hours without running out.
+start sandbox "$BIN/orderflow" sandbox --port "$SANDBOX_PORT" "${shop_args[@]}" --items 5 \
+  --stock 1000000 --seed "$SEED" --time-factor "$TIME_FACTOR" \
+  --push-key "$ORDERFLOW_SHOPEE_PUSH_KEY"
+wait_ready sandbox "$SANDBOX_URL/sandbox/health"
 
-say "authorising shop $SHOP_ID with the code the sandbox issued"
-"$BIN/orderflow" auth exchange --code "$code" --shop-id "$SHOP_ID"
-"$BIN/orderflow" auth status
+say "authorising every shop through the code exchange"
+exchanges=()
+for id in "${shop_ids[@]}"; do
+  # A fresh single-use code per shop, as the seller's redirect would carry it. Tokens an
+  # earlier run stored for this shop are simply replaced. The exchanges run side by side.
+  answer="$(curl -fsS --max-time 5 -X POST "$SANDBOX_URL/sandbox/shops/$id/authorize")"
+  code="$(sed -n 's/.*"code":"\([^"]*\)".*/\1/p' <<<"$answer")"
+  [[ -n "$code" ]] || die "the sandbox gave no authorisation code for shop $id: $answer"
+  "$BIN/orderflow" auth exchange --code "$code" --shop-id "$id" &
+  exchanges+=($!)
+done
+for pid in "${exchanges[@]}"; do wait "$pid" || die "a shop was not authorised; see above"; done
+
+# This sandbox is new, so the enricher starts at the notices written from now on.
+helper skip-old-notices
+
+say "starting the webhook (port $WEBHOOK_PORT), the poller (metrics $POLLER_METRICS_PORT) and the enricher (metrics $ENRICHER_METRICS_PORT)"
+start webhook "$BIN/orderflow" webhook
+start poller env ORDERFLOW_METRICS_PORT="$POLLER_METRICS_PORT" "$BIN/orderflow" poller
+start enricher env ORDERFLOW_METRICS_PORT="$ENRICHER_METRICS_PORT" "$BIN/orderflow" enricher
+for name in "${PIPELINE[@]}"; do wait_ready "$name" "${URL_OF[$name]}/readyz"; done
+echo "all ready; logs in $RUN_DIR"
+
+say "registering the callback URL with the sandbox (Shopee's verification push first)"
+curl -fsS --max-time 10 -X PUT "$SANDBOX_URL/sandbox/callback" -H 'Content-Type: application/json' \
+  -d "{\"callback_url\": \"$ORDERFLOW_WEBHOOK_PUBLIC_URL\", \"verify\": true}" >/dev/null \
+  || die "the sandbox could not verify $ORDERFLOW_WEBHOOK_PUBLIC_URL; see $RUN_DIR/webhook.log"
+echo "pushes go to $ORDERFLOW_WEBHOOK_PUBLIC_URL, signed with the push key"
+
+faults_body="$(helper faults "$FAULTS")" || die "FAULTS='$FAULTS' is not 0, 1, key=value,... or JSON"
+if [[ -n "$faults_body" ]]; then
+  answer="$(curl -sS --max-time 5 -X PATCH "$SANDBOX_URL/sandbox/faults" \
+    -H 'Content-Type: application/json' -d "$faults_body")"
+  [[ "$answer" != *'"error"'* ]] || die "the sandbox refused FAULTS='$FAULTS': $answer"
+  echo "faults: $(helper describe-faults "$answer")"
+fi
+
+say "starting traffic: $RATE new orders/s over ${#shop_ids[@]} shops (time factor $TIME_FACTOR); Ctrl-C stops"
+curl -fsS --max-time 5 -X POST "$SANDBOX_URL/sandbox/traffic/start" -H 'Content-Type: application/json' \
+  -d "{\"rate\": $RATE, \"seed\": $SEED, \"time_factor\": $TIME_FACTOR, \"shop_ids\": [$(IFS=,; echo "${shop_ids[*]}")]}" \
+  >/dev/null
+STARTED_TRAFFIC_AT=$SECONDS
 
 round=0
 while :; do
-  sleep 5
+  sleep "$INTERVAL"
   round=$((round + 1))
-  say "round $round: orders of shop $SHOP_ID updated in the last hour, by status"
-  "$BIN/orderflow" orders list --shop-id "$SHOP_ID" --since 1h 2>"$RUN_DIR/orders.err" \
-    | cut -f2 | sort | uniq -c | sort -rn
-  tail -n 1 "$RUN_DIR/orders.err"
+  say "round $round, $((SECONDS - STARTED_TRAFFIC_AT)) s"
+  # shellcheck disable=SC2046
+  helper status "$SANDBOX_URL" $(endpoints) || true
+  for name in "${PIPELINE[@]}" sandbox; do
+    if ! alive "${PID_OF[$name]}"; then
+      code=0
+      wait "${PID_OF[$name]}" 2>/dev/null || code=$?
+      EXIT_OF[$name]=$code
+      tail -n 20 "$RUN_DIR/$name.log" >&2 || true
+      FAILED="$name exited on its own with code $code (log: $RUN_DIR/$name.log)"
+      exit 1
+    fi
+  done
   if [[ "$ROUNDS" != 0 && "$round" -ge "$ROUNDS" ]]; then break; fi
 done

@@ -84,6 +84,7 @@ def _make_run(env: dict[str, str], stack_dir: Path, rounds: int) -> str:
         process.terminate()
         output, _ = process.communicate(timeout=60)
         raise AssertionError(f"run.sh did not finish:\n{output}\n{_logs(stack_dir)}") from None
+    print(output)  # shown by pytest -s, or with the report of a failure
     context = f"\n{output}\n{_logs(stack_dir)}"
     assert process.returncode == 0, context
     emitted = re.search(r"^events emitted: (\d+)", output, re.MULTILINE)
@@ -110,7 +111,9 @@ def test_make_run_shows_the_pipeline_working_and_stops_it_cleanly() -> None:
         "ENRICHER_METRICS_PORT": str(enricher),
         "RATE": "4",
         "FAULTS": "1",
-        "INTERVAL": "3",
+        "INTERVAL": "2",
+        # Rounds of 2 s: the poller's lost-push drain must run within the first few.
+        "ORDERFLOW_POLLER_INTERVAL_SECONDS": "2",
     }
     try:
         first = _make_run(env, stack.stack_dir, rounds=3)
