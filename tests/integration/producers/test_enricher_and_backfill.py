@@ -144,3 +144,22 @@ def test_backfill_of_90_days_is_within_5_percent_of_minimum_calls_and_resumes(
     events = read_topic(world.settings, world.settings.topic_orders)
     assert {r.header("source") for r in events} == {"backfill"}
     assert len({r.key for r in events}) == len(orders)
+
+
+def test_a_dry_run_lists_and_counts_but_writes_and_records_nothing(world: World) -> None:
+    orders = _history(world, days=30, orders=120)
+    now = int(time.time())
+    dry = Backfill(
+        client=world.client,
+        notices=None,
+        runs=None,
+        metrics=world.metrics,
+        window_seconds=14 * DAY,
+    )
+    progress = dry.run(world.shop_id, now - 30 * DAY, now, stop=StopFlag())
+    assert (progress.windows_done, progress.windows_total) == (3, 3)
+    assert progress.orders >= len(orders)
+    assert progress.calls == world.calls("order.get_order_list") >= 3
+    assert read_topic(world.settings, world.settings.topic_notices) == []
+    runs = BackfillRuns(create_engine(world.engine_url))
+    assert runs.load(world.shop_id, now - 30 * DAY, now) is None
