@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from benchmarks import codec
+import logging
+
+from benchmarks import codec, enricher, webhook
+from benchmarks.report import Figure
+from benchmarks.stack import running_stack
 
 
-def main() -> None:
+def main() -> list[Figure]:
+    """Print every table; return the figures of the benchmarks that report them."""
+    # kafka-python warns whenever its network loop stalls; under load that is every few
+    # seconds, and the figures already carry the cost.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     codec.run()
+    figures: list[Figure] = []
+    with running_stack() as stack:
+        for benchmark in (webhook, enricher):
+            print()
+            figures += benchmark.run(stack)
+    return figures
 
 
 if __name__ == "__main__":
