@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from orderflow.db import upsert
@@ -227,22 +228,33 @@ class EmittedSnapshots:
     def record(self, shop_id: int, snapshots: dict[str, Snapshot], now: int) -> None:
         """Remember emitted snapshots in one transaction; an older one never overwrites (a
         same-second one does: it is the later change of that second)."""
+        if not snapshots:
+            return
+        rows = [
+            {
+                "shop_id": shop_id,
+                "order_sn": order_sn,
+                "update_time": snapshot.update_time,
+                "status": snapshot.status,
+                "emitted_at": now,
+            }
+            for order_sn, snapshot in snapshots.items()
+        ]
         with self._engine.begin() as conn:
-            for order_sn, snapshot in snapshots.items():
-                upsert(
-                    conn,
-                    emitted_snapshots,
-                    {
-                        "shop_id": shop_id,
-                        "order_sn": order_sn,
-                        "update_time": snapshot.update_time,
-                        "status": snapshot.status,
-                        "emitted_at": now,
-                    },
-                    key=["shop_id", "order_sn"],
-                    update=["update_time", "status", "emitted_at"],
-                    where=emitted_snapshots.c.update_time <= snapshot.update_time,
-                )
+            # One statement for the whole batch (executemany): compiling an upsert per order
+            # was half of the enricher's time.
+            conn.execute(_snapshot_upsert(conn.dialect.name), rows)
+
+
+def _snapshot_upsert(dialect: str) -> sa.Executable:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(emitted_snapshots)
+    return insert.on_conflict_do_update(
+        index_elements=[emitted_snapshots.c.shop_id, emitted_snapshots.c.order_sn],
+        set_={
+            name: insert.excluded[name] for name in ("update_time", "status", "emitted_at")
+        },
+        where=emitted_snapshots.c.update_time <= insert.excluded.update_time,
+    )
 
 
 @dataclass(frozen=True)
