@@ -247,16 +247,22 @@ class Enricher:
                 heartbeat.beat()
 
     def run_once(self, stop: StopFlag | None = None) -> int:
-        """Gather and process one batch; returns how many notices it finished."""
-        records = self._gather()
+        """Gather and process one batch; returns how many notices it finished.
+
+        Only transient failures are retried here (the batch is rewound, nothing committed);
+        poison and blocked shops are handled per record and per shop further down, so one
+        that reaches this level is a bug and crashes the process.
+        """
+        records: list[ConsumedRecord] = []
         try:
+            records = self._gather()
             self._unpark_due()
             if not records:
                 return 0
             self.process(records)
         except Exception as exc:
             kind = kind_of(exc)
-            if kind is None:
+            if kind != "transient":
                 raise
             self._failures += 1
             self.metrics.consumer_retries.labels(CONSUMER_NAME).inc()

@@ -83,8 +83,18 @@ class Poller:
 
     def run(self, stop: StopFlag, heartbeat: Heartbeat | None = None) -> None:
         """Rounds until ``stop`` is set; a round in progress finishes its current window."""
+        failures = 0
         while not stop.is_set():
-            pause = self.run_once(stop)
+            try:
+                pause = self.run_once(stop)
+                failures = 0
+            except Exception as exc:
+                # The database or Kafka away for the whole round: nothing moved, try again.
+                if kind_of(exc) != "transient":
+                    raise
+                failures += 1
+                pause = min(60.0, 2.0 ** min(failures, 6))
+                log.warning("round failed (%s); next round in %.0fs", exc, pause)
             if heartbeat is not None:
                 heartbeat.beat()
             stop.wait(pause)
@@ -110,7 +120,8 @@ class Poller:
             kind = kind_of(exc)
             if kind is None:
                 raise
-            log.warning("%s: %s failure, trying again next round: %s", what, kind, exc)
+            level = logging.WARNING if kind == "transient" else logging.ERROR
+            log.log(level, "%s: %s failure, trying again next round: %s", what, kind, exc)
             return False
         return True
 
