@@ -34,15 +34,13 @@ from sqlalchemy.engine import Engine
 from benchmarks.cpu import Cpu, CpuSample
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
-from consumers.deadletter import DeadLetters
 from orderflow.db import create_engine, migrate
 from orderflow.kafka import Admin, Consumer, Producer, wait_all
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from orderflow.topics import dlq_topic, ensure_topics
-from producers.enricher import CONSUMER_NAME, Enricher, EnricherConfig, event_from_detail
+from orderflow.topics import ensure_topics
+from producers.enricher import build_enricher, enricher_producer_options, event_from_detail
 from producers.notices import NoticeWriter
-from producers.state import EmittedSnapshots, ParkedNotices
 from schemas.codec import AvroCodec
 from schemas.models import OrderEvent, OrderNotice, make_event_id, order_key
 from schemas.registry import SchemaRegistryClient
@@ -210,26 +208,17 @@ def _run_enricher(world: _World) -> _Run:
     clock = _Clock()
     consumer = world.consumer("bench-enricher", clock.assigned)
     settings = world.settings
-    enricher = Enricher(
+    # As `orderflow enricher` runs it: transactions on (the default), a producer of its own.
+    producer = Producer(settings, world.metrics, **enricher_producer_options(settings))
+    enricher = build_enricher(
+        settings,
         consumer=consumer,
         client=world.client,
-        notice_codec=AvroCodec(OrderNotice, settings.topic_notices, world.registry),
-        event_codec=AvroCodec(OrderEvent, settings.topic_orders, world.registry),
-        producer=world.producer,
-        dead_letters=DeadLetters(
-            world.producer,
-            world.metrics,
-            topic=dlq_topic(settings.topic_notices, CONSUMER_NAME),
-            consumer=CONSUMER_NAME,
-        ),
-        snapshots=EmittedSnapshots(world.engine),
-        parked=ParkedNotices(world.engine),
+        producer=producer,
+        registry=world.registry,
+        engine=world.engine,
         metrics=world.metrics,
-        config=EnricherConfig(
-            max_batch=settings.enricher_max_batch,
-            linger=settings.enricher_linger_seconds,
-            missing_retries=settings.enricher_missing_retries,
-        ),
+        transactional=settings.enricher_transactions,
     )
     calls_before = world.detail_calls()
     deadline = time.monotonic() + TIMEOUT
@@ -241,6 +230,7 @@ def _run_enricher(world: _World) -> _Run:
         run = clock.stop(_emitted(world.metrics), world.detail_calls() - calls_before)
     finally:
         consumer.close()
+        producer.close()
     return run
 
 

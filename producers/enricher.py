@@ -39,15 +39,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
 from consumers.deadletter import DeadLetters
 from orderflow.failures import kind_of
-from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, wait_all
+from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, read_since, wait_all
 from orderflow.metrics import Metrics
 from orderflow.process import Heartbeat, StopFlag
+from orderflow.settings import Settings
+from orderflow.topics import dlq_topic
 from producers.state import EmittedSnapshots, ParkedNotices, Snapshot
 from schemas.codec import AvroCodec, RecordDecodeError
 from schemas.models import (
@@ -61,6 +65,7 @@ from schemas.models import (
     make_event_id,
     order_key,
 )
+from schemas.registry import SchemaRegistry
 from shopee.client import ShopeeClient
 from shopee.errors import FinalError, MalformedResponse
 from shopee.models import OrderDetail
@@ -628,27 +633,69 @@ class Enricher:
             log.info("shop %d: re-published %d parked notices", shop_id, len(rows))
 
 
+def build_enricher(
+    settings: Settings,
+    *,
+    consumer: Consumer,
+    client: ShopeeClient,
+    producer: Producer,
+    registry: SchemaRegistry,
+    engine: Engine,
+    metrics: Metrics,
+    transactional: bool,
+) -> Enricher:
+    """The enricher as ``orderflow enricher`` runs it. ``transactional`` must say whether
+    ``producer`` was made with a transactional id (see ``enricher_producer_options``)."""
+    return Enricher(
+        consumer=consumer,
+        client=client,
+        notice_codec=AvroCodec(OrderNotice, settings.topic_notices, registry),
+        event_codec=AvroCodec(OrderEvent, settings.topic_orders, registry),
+        producer=producer,
+        dead_letters=DeadLetters(
+            producer,
+            metrics,
+            topic=dlq_topic(settings.topic_notices, CONSUMER_NAME),
+            consumer=CONSUMER_NAME,
+        ),
+        snapshots=EmittedSnapshots(engine),
+        parked=ParkedNotices(engine),
+        metrics=metrics,
+        config=EnricherConfig(
+            max_batch=settings.enricher_max_batch,
+            linger=settings.enricher_linger_seconds,
+            missing_retries=settings.enricher_missing_retries,
+            blocked_retry=settings.poller_blocked_retry_seconds,
+        ),
+        transactional=transactional,
+        scan=lambda topic, since_ms: read_since(settings, topic, since_ms),
+    )
+
+
+def enricher_producer_options(settings: Settings) -> dict[str, Any]:
+    """Producer options for the enricher: a transactional id unless transactions are off."""
+    if not settings.enricher_transactions:
+        return {}
+    return {
+        "transactional_id": settings.enricher_transactional_id
+        or f"orderflow-enricher-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    }
+
+
 @click.command("enricher")
 def enricher_command() -> None:
     """Turn notices into full OrderEvent snapshots (get_order_detail, 50 orders a call)."""
-    from orderflow.kafka import Consumer as KafkaConsumer
-    from orderflow.kafka import read_since
     from orderflow.settings import load_settings
-    from orderflow.topics import dlq_topic
     from producers.wiring import Ingest
 
     settings = load_settings()
-    producer_options: dict[str, object] = {}
-    if settings.enricher_transactions:
-        producer_options["transactional_id"] = settings.enricher_transactional_id or (
-            f"orderflow-enricher-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        )
-    ingest = Ingest.open("enricher", settings=settings, producer_options=producer_options)
-    consumer: KafkaConsumer | None = None
+    ingest = Ingest.open(
+        "enricher", settings=settings, producer_options=enricher_producer_options(settings)
+    )
+    consumer: Consumer | None = None
     try:
-        notice_codec = AvroCodec(OrderNotice, settings.topic_notices, ingest.registry)
-        event_codec = AvroCodec(OrderEvent, settings.topic_orders, ingest.registry)
-        _ = event_codec.schema_id  # register now: a registry outage shows at start
+        # Register the schema now: a registry outage shows at start.
+        _ = AvroCodec(OrderEvent, settings.topic_orders, ingest.registry).schema_id
         heartbeat = Heartbeat(max_stall_seconds=300.0)
         enricher: Enricher | None = None
 
@@ -660,7 +707,7 @@ def enricher_command() -> None:
             if enricher is not None:
                 enricher.on_assigned(partitions)
 
-        consumer = KafkaConsumer(
+        consumer = Consumer(
             settings,
             group_id=settings.enricher_group_id,
             topics=[settings.topic_notices],
@@ -668,33 +715,16 @@ def enricher_command() -> None:
             on_revoked=revoked,
             on_assigned=assigned,
         )
-        ingest.serve_health(
-            ready=ingest.producer.reachable,
-            alive=heartbeat.alive,
-        )
-        enricher = Enricher(
+        ingest.serve_health(ready=ingest.producer.reachable, alive=heartbeat.alive)
+        enricher = build_enricher(
+            settings,
             consumer=consumer,
             client=ingest.shopee(),
-            notice_codec=notice_codec,
-            event_codec=event_codec,
             producer=ingest.producer,
-            dead_letters=DeadLetters(
-                ingest.producer,
-                ingest.metrics,
-                topic=dlq_topic(settings.topic_notices, CONSUMER_NAME),
-                consumer=CONSUMER_NAME,
-            ),
-            snapshots=EmittedSnapshots(ingest.engine),
-            parked=ParkedNotices(ingest.engine),
+            registry=ingest.registry,
+            engine=ingest.engine,
             metrics=ingest.metrics,
-            config=EnricherConfig(
-                max_batch=settings.enricher_max_batch,
-                linger=settings.enricher_linger_seconds,
-                missing_retries=settings.enricher_missing_retries,
-                blocked_retry=settings.poller_blocked_retry_seconds,
-            ),
             transactional=settings.enricher_transactions,
-            scan=lambda topic, since_ms: read_since(settings, topic, since_ms),
         )
         enricher.run(ingest.stop, heartbeat)
     finally:

@@ -250,9 +250,7 @@ def _snapshot_upsert(dialect: str) -> sa.Executable:
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(emitted_snapshots)
     return insert.on_conflict_do_update(
         index_elements=[emitted_snapshots.c.shop_id, emitted_snapshots.c.order_sn],
-        set_={
-            name: insert.excluded[name] for name in ("update_time", "status", "emitted_at")
-        },
+        set_={name: insert.excluded[name] for name in ("update_time", "status", "emitted_at")},
         where=emitted_snapshots.c.update_time <= insert.excluded.update_time,
     )
 

@@ -12,17 +12,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from consumers.deadletter import DeadLetters
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer, Producer, read_since
+from orderflow.kafka import Admin, Consumer, Producer
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from orderflow.topics import dlq_topic, ensure_topics
-from producers.enricher import Enricher, EnricherConfig
+from orderflow.topics import ensure_topics
+from producers.enricher import Enricher, build_enricher
 from producers.notices import NoticeWriter
-from producers.state import EmittedSnapshots, ParkedNotices
+from producers.state import EmittedSnapshots
 from schemas.codec import AvroCodec
-from schemas.models import OrderEvent, OrderNotice
+from schemas.models import OrderNotice
 from schemas.registry import SchemaRegistryClient
 from shopee.client import ShopeeClient
 from shopee.sandbox import SandboxServer
@@ -58,32 +57,27 @@ class World:
     ) -> Enricher:
         """An enricher wired as ``orderflow enricher`` wires it (transactional by default,
         with a producer of its own)."""
-        engine = create_engine(self.engine_url)
         producer = self.producer
         if transactional:
             producer = Producer(
                 self.settings, self.metrics, transactional_id=f"test-{uuid.uuid4().hex[:8]}"
             )
             self.closers.append(producer.close)
-        return Enricher(
+        engine = create_engine(self.engine_url)
+        self.closers.append(engine.dispose)
+        enricher = build_enricher(
+            self.settings,
             consumer=consumer,
             client=self.client,
-            notice_codec=AvroCodec(OrderNotice, self.settings.topic_notices, self.registry),
-            event_codec=AvroCodec(OrderEvent, self.settings.topic_orders, self.registry),
             producer=producer,
-            dead_letters=DeadLetters(
-                producer,
-                self.metrics,
-                topic=dlq_topic(self.settings.topic_notices, "enricher"),
-                consumer="enricher",
-            ),
-            snapshots=snapshots or EmittedSnapshots(engine),
-            parked=ParkedNotices(engine),
+            registry=self.registry,
+            engine=engine,
             metrics=self.metrics,
-            config=EnricherConfig(max_batch=500, linger=0.25),
             transactional=transactional,
-            scan=lambda topic, since_ms: read_since(self.settings, topic, since_ms),
         )
+        if snapshots is not None:
+            enricher.snapshots = snapshots
+        return enricher
 
     def enrich_until(self, events: int, timeout: float = 120.0) -> float:
         """Run an enricher until ``events`` events were emitted; returns the seconds taken."""
