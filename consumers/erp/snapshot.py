@@ -1,0 +1,46 @@
+"""An order as the ERP store and the ledger see it: who, which status, when, and what."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.models import OrderEvent
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of an order: a quantity of one model of one item."""
+
+    item_id: int
+    model_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """An order at one moment (``update_time``, epoch seconds), as Shopee reported it."""
+
+    shop_id: int
+    order_sn: str
+    status: str
+    update_time: int
+    lines: tuple[Line, ...]
+
+    @classmethod
+    def from_event(cls, event: OrderEvent) -> OrderSnapshot:
+        return cls(
+            shop_id=event.shop_id,
+            order_sn=event.order_sn,
+            status=event.status,
+            update_time=int(event.update_time.timestamp()),
+            lines=tuple(Line(i.item_id, i.model_id, i.quantity) for i in event.items),
+        )
+
+    def quantities(self) -> dict[tuple[int, int], int]:
+        """Quantity per ``(item_id, model_id)``: one model may appear on several lines (e.g.
+        in different promotion groups); the ledger tracks it once per order."""
+        totals: dict[tuple[int, int], int] = {}
+        for line in self.lines:
+            key = (line.item_id, line.model_id)
+            totals[key] = totals.get(key, 0) + line.quantity
+        return totals
