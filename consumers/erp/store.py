@@ -1,0 +1,386 @@
+"""The ERP store: orders as erp-sync writes them, stock per model, and the stock ledger.
+
+Guarantees callers rely on, on SQLite and PostgreSQL alike:
+
+* ``apply_orders`` keeps, per order, only the snapshot with the newest ``update_time``; an
+  order and its lines change together or not at all.
+* ``apply_ledger`` moves an order's lines through the ledger's state machine
+  (``consumers.erp.ledger``) and changes stock in the same transaction as the ledger rows.
+  The ledger's unique key makes every transition happen once, so redelivery, replays and
+  consumers racing on one order change the numbers once. Reservations are all or nothing:
+  an order is reserved only when available stock covers every line, so stock is never
+  oversold, even by replicas racing for the last units of a model.
+* For every model, ``on_hand`` and ``reserved`` equal ``ledger_totals()``: the order
+  transitions plus the operator's stock counts (``set_stock``, ``import_stock``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from consumers.erp.ledger import (
+    Holding,
+    LineState,
+    Phase,
+    Shortage,
+    Transition,
+    phase_of,
+    plan_transitions,
+    shortages,
+    stock_moves,
+)
+from consumers.erp.snapshot import Line, OrderSnapshot
+from consumers.erp.tables import (
+    erp_order_lines,
+    erp_orders,
+    erp_stock,
+    stock_adjustments,
+    stock_ledger,
+)
+from orderflow.db import upsert
+
+T = TypeVar("T")
+ModelKey = tuple[int, int]
+
+# Namespace of the per-order advisory locks (the other key is a hash of the order).
+_ORDER_LOCK_NAMESPACE = 0x4552
+# Unique violation, deadlock, serialisation failure: a racer got there first; try again.
+_RETRY_SQLSTATES = frozenset({"23505", "40P01", "40001"})
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    item_id: int
+    model_id: int
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class StockCount:
+    """An absolute count of one model on hand (what ``stock set`` and ``stock import`` take)."""
+
+    item_id: int
+    model_id: int
+    on_hand: int
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    """What ``apply_ledger`` did to one order: the transitions written and, when available
+    stock could not cover the order, exactly the short lines (then nothing was reserved)."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    short: list[Shortage] = field(default_factory=list)
+
+    @property
+    def reserved(self) -> bool:
+        return any(t.after is LineState.RESERVED for t in self.transitions)
+
+
+class ErpStore:
+    def __init__(self, engine: Engine, *, attempts: int = 5) -> None:
+        self._engine = engine
+        self._attempts = attempts
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- orders (erp-sync) -------------------------------------------------------------
+
+    def apply_order(self, snapshot: OrderSnapshot, now: int) -> bool:
+        """Store ``snapshot`` if it is newer than the stored one; True when it was."""
+        return self.apply_orders([snapshot], now)[0]
+
+    def apply_orders(self, snapshots: Sequence[OrderSnapshot], now: int) -> list[bool]:
+        """Store a batch in one transaction; per snapshot, whether it was newer and stored."""
+        with self._engine.begin() as conn:
+            return [self._apply_order(conn, snapshot, now) for snapshot in snapshots]
+
+    def _apply_order(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> bool:
+        written = upsert(
+            conn,
+            erp_orders,
+            {
+                "shop_id": snapshot.shop_id,
+                "order_sn": snapshot.order_sn,
+                "status": snapshot.status,
+                "update_time": snapshot.update_time,
+                "synced_at": now,
+            },
+            key=["shop_id", "order_sn"],
+            update=["status", "update_time", "synced_at"],
+            where=erp_orders.c.update_time < snapshot.update_time,
+        )
+        if not written:
+            return False
+        c = erp_order_lines.c
+        conn.execute(
+            sa.delete(erp_order_lines).where(
+                c.shop_id == snapshot.shop_id, c.order_sn == snapshot.order_sn
+            )
+        )
+        if snapshot.lines:
+            conn.execute(
+                sa.insert(erp_order_lines),
+                [
+                    {
+                        "shop_id": snapshot.shop_id,
+                        "order_sn": snapshot.order_sn,
+                        "line_no": number,
+                        "item_id": line.item_id,
+                        "model_id": line.model_id,
+                        "quantity": line.quantity,
+                    }
+                    for number, line in enumerate(snapshot.lines, start=1)
+                ],
+            )
+        return True
+
+    def orders(self) -> list[OrderSnapshot]:
+        """Every stored order with its lines, by shop and order number."""
+        o, c = erp_orders.c, erp_order_lines.c
+        with self._engine.connect() as conn:
+            heads = conn.execute(sa.select(erp_orders).order_by(o.shop_id, o.order_sn)).all()
+            lines: dict[tuple[int, str], list[Line]] = {}
+            for row in conn.execute(
+                sa.select(erp_order_lines).order_by(c.shop_id, c.order_sn, c.line_no)
+            ):
+                lines.setdefault((int(row.shop_id), str(row.order_sn)), []).append(
+                    Line(int(row.item_id), int(row.model_id), int(row.quantity))
+                )
+        return [
+            OrderSnapshot(
+                int(h.shop_id),
+                str(h.order_sn),
+                str(h.status),
+                int(h.update_time),
+                tuple(lines.get((int(h.shop_id), str(h.order_sn)), ())),
+            )
+            for h in heads
+        ]
+
+    # -- the ledger (auto-cancel, stock-restore) ----------------------------------------
+
+    def apply_ledger(self, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+        """Move the order's lines as its status says, against what the ledger holds, and
+        change stock to match, in one transaction. Reservations are all or nothing."""
+        return self._in_write_transaction(lambda conn: self._apply_ledger(conn, snapshot, now))
+
+    def reserve_if_available(self, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+        """Auto-cancel's first look at a not yet shipped order: reserve every line if stock
+        covers them all, else reserve nothing and report exactly the short lines. Lines
+        already reserved or closed are left as they are."""
+        if phase_of(snapshot.status) is not Phase.OPEN:
+            raise ValueError(f"an order in status {snapshot.status} does not take stock")
+        return self.apply_ledger(snapshot, now)
+
+    def line_states(self, shop_id: int, order_sn: str) -> dict[ModelKey, Holding]:
+        with self._engine.connect() as conn:
+            return self._held(conn, shop_id, order_sn)
+
+    def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+        if self._postgres:
+            # One order's lines change one transaction at a time; stock rows are then locked
+            # in key order, so racing orders wait for each other instead of deadlocking.
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
+                {"ns": _ORDER_LOCK_NAMESPACE, "key": f"{snapshot.shop_id}:{snapshot.order_sn}"},
+            )
+        quantities = snapshot.quantities()
+        held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
+        planned = plan_transitions(snapshot.status, quantities, held)
+        if not planned:
+            return LedgerResult()
+        levels = self._lock_stock(conn, sorted({(t.item_id, t.model_id) for t in planned}), now)
+        short = shortages(planned, {key: level.available for key, level in levels.items()})
+        if short:
+            planned = [t for t in planned if t.after is not LineState.RESERVED]
+        if planned:
+            conn.execute(
+                sa.insert(stock_ledger),
+                [
+                    {
+                        "shop_id": snapshot.shop_id,
+                        "order_sn": snapshot.order_sn,
+                        "item_id": t.item_id,
+                        "model_id": t.model_id,
+                        "step": t.step,
+                        "from_state": t.before.value,
+                        "to_state": t.after.value,
+                        "quantity": t.quantity,
+                        "on_hand_delta": t.on_hand_delta,
+                        "reserved_delta": t.reserved_delta,
+                        "order_status": snapshot.status,
+                        "order_update_time": snapshot.update_time,
+                        "recorded_at": now,
+                    }
+                    for t in planned
+                ],
+            )
+        s = erp_stock.c
+        for move in stock_moves(planned):
+            conn.execute(
+                sa.update(erp_stock)
+                .where(s.item_id == move.item_id, s.model_id == move.model_id)
+                .values(
+                    on_hand=s.on_hand + move.on_hand_delta,
+                    reserved=s.reserved + move.reserved_delta,
+                    updated_at=now,
+                )
+            )
+        return LedgerResult(planned, short)
+
+    def _held(self, conn: sa.Connection, shop_id: int, order_sn: str) -> dict[ModelKey, Holding]:
+        c = stock_ledger.c
+        rows = conn.execute(
+            sa.select(c.item_id, c.model_id, c.to_state, c.quantity)
+            .where(c.shop_id == shop_id, c.order_sn == order_sn)
+            .order_by(c.step)
+        )
+        held: dict[ModelKey, Holding] = {}
+        for row in rows:
+            key = (int(row.item_id), int(row.model_id))
+            state = LineState(row.to_state)
+            # The quantity stays the one reserved at step 1, whatever later steps record.
+            quantity = held[key].quantity if key in held else int(row.quantity)
+            held[key] = Holding(state, quantity)
+        return held
+
+    # -- stock -------------------------------------------------------------------------
+
+    def set_stock(self, item_id: int, model_id: int, on_hand: int, now: int) -> None:
+        """Set one model's absolute count on hand (its reservations are unchanged)."""
+        self.import_stock([StockCount(item_id, model_id, on_hand)], now, source="set")
+
+    def import_stock(
+        self, counts: Sequence[StockCount], now: int, *, source: str = "import"
+    ) -> None:
+        """Set absolute counts on hand for many models in one transaction (the last count of
+        a model wins). Each change is recorded as an adjustment so the ledger still adds up."""
+        latest = {(c.item_id, c.model_id): c.on_hand for c in counts}
+        if not latest:
+            return
+
+        def write(conn: sa.Connection) -> None:
+            levels = self._lock_stock(conn, sorted(latest), now)
+            s = erp_stock.c
+            for key, on_hand in sorted(latest.items()):
+                conn.execute(
+                    sa.update(erp_stock)
+                    .where(s.item_id == key[0], s.model_id == key[1])
+                    .values(on_hand=on_hand, updated_at=now)
+                )
+            conn.execute(
+                sa.insert(stock_adjustments),
+                [
+                    {
+                        "item_id": key[0],
+                        "model_id": key[1],
+                        "on_hand_delta": on_hand - levels[key].on_hand,
+                        "on_hand_after": on_hand,
+                        "source": source,
+                        "recorded_at": now,
+                    }
+                    for key, on_hand in sorted(latest.items())
+                ],
+            )
+
+        self._in_write_transaction(write)
+
+    def stock(self) -> list[StockLevel]:
+        """Every model the store knows, by item and model."""
+        s = erp_stock.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(erp_stock).order_by(s.item_id, s.model_id))
+            return [_level(row) for row in rows]
+
+    def ledger_totals(self) -> dict[ModelKey, tuple[int, int]]:
+        """Per model, ``(on_hand, reserved)`` as the ledger and the stock counts add up."""
+        totals: dict[ModelKey, tuple[int, int]] = {}
+        led, adj = stock_ledger.c, stock_adjustments.c
+        with self._engine.connect() as conn:
+            moved = conn.execute(
+                sa.select(
+                    led.item_id,
+                    led.model_id,
+                    sa.func.sum(led.on_hand_delta),
+                    sa.func.sum(led.reserved_delta),
+                ).group_by(led.item_id, led.model_id)
+            ).all()
+            counted = conn.execute(
+                sa.select(adj.item_id, adj.model_id, sa.func.sum(adj.on_hand_delta)).group_by(
+                    adj.item_id, adj.model_id
+                )
+            ).all()
+        for item, model, on_hand, reserved in moved:
+            totals[(int(item), int(model))] = (int(on_hand), int(reserved))
+        for item, model, on_hand in counted:
+            before = totals.get((int(item), int(model)), (0, 0))
+            totals[(int(item), int(model))] = (before[0] + int(on_hand), before[1])
+        return totals
+
+    def _lock_stock(
+        self, conn: sa.Connection, keys: list[ModelKey], now: int
+    ) -> dict[ModelKey, StockLevel]:
+        """Create missing stock rows (zero) and lock all of ``keys``, in key order."""
+        insert = (postgresql.insert if self._postgres else sqlite.insert)(erp_stock)
+        conn.execute(
+            insert.on_conflict_do_nothing(index_elements=["item_id", "model_id"]),
+            [
+                {"item_id": i, "model_id": m, "on_hand": 0, "reserved": 0, "updated_at": now}
+                for i, m in keys
+            ],
+        )
+        s = erp_stock.c
+        levels: dict[ModelKey, StockLevel] = {}
+        # Chunks keep the IN list inside every database's parameter limit.
+        for start in range(0, len(keys), 400):
+            rows = conn.execute(
+                sa.select(erp_stock)
+                .where(sa.tuple_(s.item_id, s.model_id).in_(keys[start : start + 400]))
+                .order_by(s.item_id, s.model_id)
+                .with_for_update()
+            )
+            levels.update({(int(r.item_id), int(r.model_id)): _level(r) for r in rows})
+        return levels
+
+    # -- transactions ------------------------------------------------------------------
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn:
+            if not self._postgres:
+                # SQLite: take the write lock up front, so what we read stays true until we
+                # write (a deferred transaction would read, then fail to upgrade its lock).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _in_write_transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with self._write_transaction() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate not in _RETRY_SQLSTATES or attempt == self._attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _level(row: sa.Row[Any]) -> StockLevel:
+    return StockLevel(int(row.item_id), int(row.model_id), int(row.on_hand), int(row.reserved))

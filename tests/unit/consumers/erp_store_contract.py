@@ -1,0 +1,186 @@
+"""What the ERP store must do, run against SQLite (unit) and PostgreSQL (integration).
+
+Each check gets a freshly migrated engine. After every change the checks compare stock with
+what the ledger adds up to (the store's invariant)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from consumers.erp.ledger import Holding, LineState, Shortage
+from consumers.erp.snapshot import Line, OrderSnapshot
+from consumers.erp.store import ErpStore, StockCount, StockLevel
+from orderflow.db import create_engine
+
+
+def order(
+    sn: str, status: str, update_time: int, *lines: tuple[int, int, int], shop: int = 1
+) -> OrderSnapshot:
+    return OrderSnapshot(shop, sn, status, update_time, tuple(Line(*line) for line in lines))
+
+
+def levels(store: ErpStore) -> dict[tuple[int, int], tuple[int, int]]:
+    return {(s.item_id, s.model_id): (s.on_hand, s.reserved) for s in store.stock()}
+
+
+def assert_ledger_adds_up(store: ErpStore) -> None:
+    stock = {key: value for key, value in levels(store).items() if value != (0, 0)}
+    totals = {key: value for key, value in store.ledger_totals().items() if value != (0, 0)}
+    assert stock == totals
+
+
+def orders_keep_only_the_newest_snapshot(engine: Engine) -> None:
+    store = ErpStore(engine)
+    assert store.apply_order(order("A", "UNPAID", 100, (1, 1, 2), (1, 2, 1)), now=1)
+    assert not store.apply_order(order("A", "UNPAID", 100, (1, 1, 2), (1, 2, 1)), now=2)
+    assert not store.apply_order(order("A", "CANCELLED", 90, (9, 9, 9)), now=3)  # stale
+    assert store.apply_order(order("A", "READY_TO_SHIP", 110, (1, 1, 3)), now=4)
+    assert store.apply_orders(
+        [order("B", "UNPAID", 5, (2, 1, 1)), order("B", "UNPAID", 4), order("A", "SHIPPED", 120)],
+        now=5,
+    ) == [True, False, True]
+    assert store.orders() == [
+        order("A", "SHIPPED", 120),  # a snapshot without lines clears them
+        order("B", "UNPAID", 5, (2, 1, 1)),
+    ]
+    store.apply_order(order("A", "SHIPPED", 130, (1, 1, 1), (1, 1, 1)), now=6)
+    assert store.orders()[0].lines == (Line(1, 1, 1), Line(1, 1, 1))
+    store.apply_order(order("A", "UNPAID", 1, (5, 5, 5), shop=2), now=7)  # other shop, same sn
+    assert [(o.shop_id, o.order_sn) for o in store.orders()] == [(1, "A"), (1, "B"), (2, "A")]
+
+
+def reserve_then_ship_deducts_once(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 10, now=1)
+    store.set_stock(1, 2, 5, now=1)
+    placed = order("A", "READY_TO_SHIP", 100, (1, 1, 3), (1, 2, 1), (1, 1, 1))
+    result = store.apply_ledger(placed, now=2)
+    assert result.reserved and result.short == []
+    assert levels(store) == {(1, 1): (10, 4), (1, 2): (5, 1)}
+    assert store.apply_ledger(placed, now=3).transitions == []  # redelivered
+    assert store.line_states(1, "A") == {
+        (1, 1): Holding(LineState.RESERVED, 4),
+        (1, 2): Holding(LineState.RESERVED, 1),
+    }
+    assert_ledger_adds_up(store)
+    shipped = order("A", "SHIPPED", 200, (1, 1, 4), (1, 2, 1))
+    assert len(store.apply_ledger(shipped, now=4).transitions) == 2
+    assert store.apply_ledger(shipped, now=5).transitions == []
+    assert levels(store) == {(1, 1): (6, 0), (1, 2): (4, 0)}
+    # Cancelled after shipping (lost, returned): nothing comes back automatically.
+    assert store.apply_ledger(order("A", "CANCELLED", 300, (1, 1, 4)), now=6).transitions == []
+    assert levels(store) == {(1, 1): (6, 0), (1, 2): (4, 0)}
+    assert_ledger_adds_up(store)
+
+
+def cancel_before_shipping_releases_exactly_what_was_taken(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 3, now=1)
+    store.apply_ledger(order("A", "UNPAID", 100, (1, 1, 2)), now=2)
+    # A later snapshot says 5, but this system took 2: exactly 2 go back.
+    result = store.apply_ledger(order("A", "CANCELLED", 200, (1, 1, 5)), now=3)
+    assert [(t.after, t.quantity) for t in result.transitions] == [(LineState.RELEASED, 2)]
+    assert levels(store) == {(1, 1): (3, 0)}
+    for replay in (order("A", "CANCELLED", 200, (1, 1, 5)), order("A", "UNPAID", 100, (1, 1, 2))):
+        assert store.apply_ledger(replay, now=4).transitions == []
+    assert levels(store) == {(1, 1): (3, 0)}
+    assert_ledger_adds_up(store)
+
+
+def first_seen_cancelled_then_an_older_snapshot_reserves_nothing(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 3, now=1)
+    result = store.apply_ledger(order("A", "CANCELLED", 200, (1, 1, 2)), now=2)
+    assert [t.after for t in result.transitions] == [LineState.CLOSED]
+    assert store.apply_ledger(order("A", "READY_TO_SHIP", 100, (1, 1, 2)), now=3).transitions == []
+    assert levels(store) == {(1, 1): (3, 0)}
+    # Likewise first seen shipped: closed, and no deduction of stock never taken.
+    store.apply_ledger(order("B", "COMPLETED", 200, (1, 1, 1)), now=4)
+    store.apply_ledger(order("B", "READY_TO_SHIP", 100, (1, 1, 1)), now=5)
+    store.apply_ledger(order("B", "SHIPPED", 150, (1, 1, 1)), now=6)
+    assert levels(store) == {(1, 1): (3, 0)}
+    assert store.line_states(1, "B") == {(1, 1): Holding(LineState.CLOSED, 1)}
+    assert_ledger_adds_up(store)
+
+
+def a_short_order_reserves_nothing_and_names_the_short_lines(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.import_stock([StockCount(1, 1, 5), StockCount(1, 2, 1)], now=1)
+    result = store.reserve_if_available(
+        order("A", "READY_TO_SHIP", 100, (1, 1, 2), (1, 2, 2), (1, 3, 1)), now=2
+    )
+    assert not result.reserved and result.transitions == []
+    assert result.short == [Shortage(1, 2, 2, 1), Shortage(1, 3, 1, 0)]
+    assert levels(store) == {(1, 1): (5, 0), (1, 2): (1, 0), (1, 3): (0, 0)}
+    assert store.line_states(1, "A") == {}
+    # Restocked: the same order now fits.
+    store.set_stock(1, 2, 2, now=3)
+    store.set_stock(1, 3, 1, now=3)
+    assert store.reserve_if_available(
+        order("A", "READY_TO_SHIP", 100, (1, 1, 2), (1, 2, 2), (1, 3, 1)), now=4
+    ).reserved
+    assert [s.available for s in store.stock()] == [3, 0, 0]
+    assert_ledger_adds_up(store)
+
+
+def stock_counts_are_absolute_and_keep_reservations(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(7, 1, 10, now=1)
+    store.apply_ledger(order("A", "PROCESSED", 100, (7, 1, 4)), now=2)
+    store.set_stock(7, 1, 6, now=3)  # counted on the shelf, reserved goods included
+    assert store.stock() == [StockLevel(7, 1, 6, 4)]
+    assert store.stock()[0].available == 2
+    store.import_stock([StockCount(7, 1, 1), StockCount(7, 2, 3), StockCount(7, 1, 8)], now=4)
+    assert levels(store) == {(7, 1): (8, 4), (7, 2): (3, 0)}
+    store.apply_ledger(order("A", "SHIPPED", 200, (7, 1, 4)), now=5)
+    assert levels(store) == {(7, 1): (4, 0), (7, 2): (3, 0)}
+    store.import_stock([], now=6)
+    assert_ledger_adds_up(store)
+
+
+def racing_reservations_never_oversell(engine: Engine) -> None:
+    """Threads, each with its own engine like a replica, reserve an order for the last units
+    of one model; as many succeed as the stock covers, and one order applied by many threads
+    at once is reserved once."""
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 5, now=1)
+    orders = [order(f"R{i}", "READY_TO_SHIP", 100, (1, 1, 1)) for i in range(12)]
+    orders += [order("TWICE", "READY_TO_SHIP", 100, (1, 1, 1))] * 4
+    outcomes: list[bool] = []
+    errors: list[BaseException] = []
+    gate = threading.Barrier(len(orders))
+
+    def reserve(snapshot: OrderSnapshot) -> None:
+        try:
+            replica = create_engine(engine.url.render_as_string(hide_password=False))
+            try:
+                gate.wait()
+                outcomes.append(ErpStore(replica).reserve_if_available(snapshot, now=2).reserved)
+            finally:
+                replica.dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reserve, args=(o,)) for o in orders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(outcomes) == 5
+    assert levels(store) == {(1, 1): (5, 5)}
+    assert_ledger_adds_up(store)
+
+
+CHECKS: list[Callable[[Engine], None]] = [
+    orders_keep_only_the_newest_snapshot,
+    reserve_then_ship_deducts_once,
+    cancel_before_shipping_releases_exactly_what_was_taken,
+    first_seen_cancelled_then_an_older_snapshot_reserves_nothing,
+    a_short_order_reserves_nothing_and_names_the_short_lines,
+    stock_counts_are_absolute_and_keep_reservations,
+    racing_reservations_never_oversell,
+]
