@@ -33,6 +33,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "producers.backfill:backfill_command",
         "Re-list a shop's orders over a historic range (resumable).",
     ),
+    "stock": ("consumers.erp.cli:stock", "Set, import and show ERP stock per item model."),
+    "erp": ("consumers.erp.cli:erp", "Show the orders and lines in the ERP store."),
 }
 
 
