@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from consumers.erp.ledger import Holding, LineState, Shortage
+from consumers.erp.outbox import ActionRecord, Outbox, RecordedAction
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore, StockCount, StockLevel
 from orderflow.db import create_engine
@@ -175,6 +176,38 @@ def racing_reservations_never_oversell(engine: Engine) -> None:
     assert_ledger_adds_up(store)
 
 
+def an_outbox_call_is_claimed_once_and_only_moves_forward(engine: Engine) -> None:
+    outbox = Outbox(engine)
+    assert outbox.claim(1, "A", "cancel_order", '{"reason": "OUT_OF_STOCK"}', now=1)
+    assert not outbox.claim(1, "A", "cancel_order", "{}", now=2)
+    assert outbox.claim(1, "A", "handle_buyer_cancellation", "{}", now=2)
+    assert outbox.claim(2, "A", "cancel_order", "{}", now=2)
+    assert not outbox.move(1, "A", "cancel_order", "succeeded", now=3)  # never sent
+    assert outbox.move(1, "A", "cancel_order", "sent", now=3)
+    assert outbox.move(1, "A", "cancel_order", "unknown", now=4, error="timeout")
+    assert [c.order_sn for c in outbox.in_state("sent", "unknown")] == ["A"]
+    assert not outbox.move(1, "A", "cancel_order", "sent", now=5)  # never called again
+    assert outbox.move(1, "A", "cancel_order", "succeeded", now=6)
+    assert not outbox.move(1, "A", "cancel_order", "failed", now=7)
+    call = outbox.get(1, "A", "cancel_order")
+    assert call is not None and (call.state, call.attempts) == ("succeeded", 1)
+    assert call.payload == '{"reason": "OUT_OF_STOCK"}'
+    assert outbox.get(1, "B", "cancel_order") is None
+
+
+def actions_are_recorded_once_and_published_once(engine: Engine) -> None:
+    actions = ActionRecord(engine)
+    first = RecordedAction("a1", 1, "A", "auto-cancel", "reserve", "applied", "{}", 10)
+    assert actions.record(first)
+    assert not actions.record(first)
+    assert actions.record(RecordedAction("a2", 1, "B", "erp-sync", "upsert", "applied", "{}", 11))
+    assert [a.action_id for a in actions.unpublished()] == ["a1", "a2"]
+    actions.mark_published(["a1"], now=12)
+    assert actions.unpublished() == [
+        RecordedAction("a2", 1, "B", "erp-sync", "upsert", "applied", "{}", 11)
+    ]
+
+
 CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
     reserve_then_ship_deducts_once,
@@ -183,4 +216,6 @@ CHECKS: list[Callable[[Engine], None]] = [
     a_short_order_reserves_nothing_and_names_the_short_lines,
     stock_counts_are_absolute_and_keep_reservations,
     racing_reservations_never_oversell,
+    an_outbox_call_is_claimed_once_and_only_moves_forward,
+    actions_are_recorded_once_and_published_once,
 ]
