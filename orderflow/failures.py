@@ -17,7 +17,7 @@ import sqlalchemy.exc
 
 from orderflow.kafka import KafkaUnavailable
 from schemas.codec import RecordDecodeError
-from schemas.registry import RegistryError
+from schemas.registry import IncompatibleSchemaError, RegistryError
 from shopee.errors import ShopeeError, failure_kind
 
 FailureKind = Literal["poison", "transient", "blocked"]
@@ -31,6 +31,8 @@ def kind_of(exc: BaseException) -> FailureKind | None:
         kind = failure_kind(exc)
         # A final Shopee answer is about the request, so about this record.
         return "poison" if kind == "final" else kind
+    if isinstance(exc, IncompatibleSchemaError):
+        return None  # a deploy whose schema the registry refuses: only a person can fix it
     if isinstance(exc, KafkaUnavailable | RegistryError):
         return "transient"
     if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):

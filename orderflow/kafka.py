@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -155,7 +155,16 @@ class Producer:
         except (kafka.errors.ProducerFencedError, kafka.errors.InvalidProducerEpochError) as exc:
             raise ProducerFenced(f"this producer was fenced: {exc}") from exc
         except (kafka.errors.KafkaError, AssertionError) as exc:
+            if self._fatal():
+                # kafka-python's transaction manager cannot leave this state: retrying
+                # would make a zombie that never writes again. Crash, and let a new
+                # process take over.
+                raise ProducerFenced(f"the transactional producer failed for good: {exc}") from exc
             raise KafkaUnavailable(f"transaction step failed: {exc}") from exc
+
+    def _fatal(self) -> bool:
+        manager = self._producer._transaction_manager
+        return manager is not None and manager._current_state.name == "FATAL_ERROR"
 
     def submit(
         self, topic: str, *, key: bytes | None, value: bytes, headers: Headers | None = None
@@ -171,13 +180,16 @@ class Producer:
 
         def acknowledged(metadata: Any) -> None:
             self._metrics.records_produced.labels(topic).inc()
-            result.set_result((int(metadata.partition), int(metadata.offset)))
+            # A caller that gave up may have cancelled its future; the record still landed.
+            if result.set_running_or_notify_cancel():
+                result.set_result((int(metadata.partition), int(metadata.offset)))
 
         def failed(exc: BaseException) -> None:
             self._metrics.produce_errors.labels(topic).inc()
             error = KafkaUnavailable(f"broker did not acknowledge a record on {topic}: {exc}")
             error.__cause__ = exc
-            result.set_exception(error)
+            if result.set_running_or_notify_cancel():
+                result.set_exception(error)
 
         raw.add_callback(acknowledged)
         raw.add_errback(failed)
@@ -349,9 +361,20 @@ def read_since(
     """Every committed record of ``topic`` written at or after ``since_ms`` (epoch ms), up
     to the end of each partition as it is now, partition by partition in offset order. No
     group, nothing committed."""
-    consumer = kafka.KafkaConsumer(
-        **client_config(settings), enable_auto_commit=False, isolation_level="read_committed"
-    )
+    return [record for batch in iter_since(settings, topic, since_ms, timeout) for record in batch]
+
+
+def iter_since(
+    settings: Settings, topic: str, since_ms: int = 0, idle_timeout: float = 60.0
+) -> Iterator[list[ConsumedRecord]]:
+    """``read_since`` in batches, for topics too large to hold at once. Gives up with
+    ``KafkaUnavailable`` only when no record arrives for ``idle_timeout`` seconds."""
+    try:
+        consumer = kafka.KafkaConsumer(
+            **client_config(settings), enable_auto_commit=False, isolation_level="read_committed"
+        )
+    except kafka.errors.KafkaError as exc:
+        raise KafkaUnavailable(f"could not read {topic}: {exc}") from exc
     try:
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
@@ -362,14 +385,18 @@ def read_since(
         for tp in partitions:
             found = starts.get(tp)
             consumer.seek(tp, ends[tp] if found is None else found.offset)
-        records: list[ConsumedRecord] = []
-        deadline = time.monotonic() + timeout
+        last_progress = time.monotonic()
         while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise KafkaUnavailable(f"could not read {topic} to its end in {timeout:.0f}s")
-            for raw_records in consumer.poll(timeout_ms=500).values():
-                records.extend(_consumed(raw) for raw in raw_records)
-        return records
+            if time.monotonic() - last_progress > idle_timeout:
+                raise KafkaUnavailable(f"reading {topic} made no progress for {idle_timeout:.0f}s")
+            batch = [
+                _consumed(raw)
+                for raw_records in consumer.poll(timeout_ms=500).values()
+                for raw in raw_records
+            ]
+            if batch:
+                last_progress = time.monotonic()
+                yield batch
     except kafka.errors.KafkaError as exc:
         raise KafkaUnavailable(f"could not read {topic}: {exc}") from exc
     finally:

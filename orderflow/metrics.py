@@ -90,14 +90,6 @@ class Metrics:
             registry=r,
         )
 
-        # Process health
-        self.process_up = Gauge(
-            "orderflow_process_ready",
-            "1 while the process can do its job (what /readyz answers), else 0.",
-            ["process"],
-            registry=r,
-        )
-
         # Webhook
         self.pushes = Counter(
             "orderflow_webhook_pushes_total",
@@ -171,14 +163,14 @@ class Metrics:
         # Enricher
         self.notices_consumed = Counter(
             "orderflow_enricher_notices_total",
-            "Notices the enricher finished with, by source and outcome (emitted, unchanged, "
-            "dead_letter, parked).",
+            "Notices the enricher finished with (counted once their batch committed), by "
+            "source and outcome (emitted, unchanged, dead_letter, parked).",
             ["source", "outcome"],
             registry=r,
         )
         self.events_emitted = Counter(
             "orderflow_enricher_events_total",
-            "OrderEvents written to the orders topic, by the source that revealed the change.",
+            "OrderEvents committed to the orders topic, by the source that revealed the change.",
             ["source"],
             registry=r,
         )

@@ -36,11 +36,15 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def parse_when(text: str, now: float) -> int:
     """Epoch seconds from ``2026-08-01``, ``2026-08-01T12:00:00+07:00`` (UTC if no zone),
-    a relative age like ``90d``/``12h``, or epoch seconds."""
+    a relative age like ``90d``/``12h``, or epoch seconds. Ages in days or weeks start at
+    midnight UTC, so the same ``--since 90d`` given again the same day resumes."""
     value = text.strip()
     match = _RELATIVE.match(value)
     if match:
-        return int(now) - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        when = int(now) - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if match.group(2) in ("d", "w"):
+            when -= when % 86400  # midnight UTC: the same command later that day resumes
+        return when
     if value.isdigit():
         return int(value)
     try:
@@ -157,27 +161,32 @@ class Backfill:
         """Reconcile ``[since, until]`` for ``shop_id``, resuming a previous run of the same
         range; returns the totals (including earlier runs' windows)."""
         view = view or ProgressView()
-        windows = [Window(s, e) for s, e in split_windows(since, until, self.window_seconds)]
-        previous = self.runs.load(shop_id, since, until) if self.runs is not None else None
-        done_upto = previous.done_upto if previous is not None else since
+        previous = self.runs.load(shop_id, since) if self.runs is not None else None
+        # Resume exactly where the furthest earlier run from this start stopped: the
+        # windows it finished are not listed again, whatever their end.
+        start = since if previous is None else min(max(previous.done_upto, since), until)
+        done = len(split_windows(since, start, self.window_seconds)) if start > since else 0
+        remaining = (
+            [Window(s, e) for s, e in split_windows(start, until, self.window_seconds)]
+            if start < until
+            else []
+        )
         progress = Progress(
-            windows_total=len(windows),
-            windows_done=sum(1 for w in windows if w.end <= done_upto and previous is not None),
+            windows_total=done + len(remaining),
+            windows_done=done,
             orders=previous.orders_found if previous is not None else 0,
             calls=previous.api_calls if previous is not None else 0,
         )
-        if previous is not None and progress.windows_done:
-            log.info("resuming: %d of %d windows already done", progress.windows_done, len(windows))
+        if done:
+            log.info("resuming: %d of %d windows already done", done, progress.windows_total)
         view.start(progress)
         try:
-            for window in windows:
-                if previous is not None and window.end <= done_upto:
-                    continue
+            for window in remaining:
                 if stop is not None and stop.is_set():
                     log.info(
                         "stopped after %d of %d windows; run the same command to resume",
                         progress.windows_done,
-                        len(windows),
+                        progress.windows_total,
                     )
                     break
                 listing = list_window(self.client, shop_id, window)

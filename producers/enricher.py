@@ -7,24 +7,27 @@ The loop, once per batch:
 2. per shop, fetch the details of the distinct orders in calls of up to 50; an order Shopee
    does not return is asked for alone a few more times, then its notices are dead-lettered
    with the reason (the other 49 carry on);
-3. emit an ``OrderEvent`` for every order whose ``update_time`` is newer than the newest
-   snapshot already emitted for it (state in the database): one event per (order,
-   update_time), never an older one (two changes within one second share an update_time;
-   see ``should_emit``);
+3. emit an ``OrderEvent`` for every order whose snapshot is newer than the newest one
+   already emitted for it (state in the database): never an older ``update_time``, and the
+   same ``update_time`` again only with another status (Shopee's timestamps have one-second
+   resolution, so two changes in one second share one; see ``should_emit``);
 4. commit the events (and any dead letters) together with the notices' offsets in one
    Kafka transaction, then remember the snapshots in the database.
 
 Exactly once: a crash before the commit aborts the transaction (read_committed subscribers
 never see its events) and the notices are read again; a crash after it leaves the database
-behind the topic, so on every partition assignment the enricher first re-reads the recent
-tail of the orders topic into the database (``recover``). With
+behind the topic, so on every partition assignment the enricher first re-reads the orders
+topic's tail into the database (``recover``), from a little before the newest remembered
+snapshot or a few minutes back, whichever is earlier: enough when a dead replica's
+partitions move within minutes, as the group's session timeout makes them. With
 ``ORDERFLOW_ENRICHER_TRANSACTIONS=false`` it is at-least-once instead: events are
 acknowledged, snapshots remembered, then offsets committed, and a crash in between can
 repeat a snapshot (with the same ``event_id``).
 
-Failures follow the four kinds: undecodable notices are dead-lettered; a blocked shop's
-notices are parked in the database and re-published when it clears; anything transient
-aborts, rewinds the batch and retries it after a backoff; anything else crashes.
+Failures follow the four kinds: undecodable notices and orders Shopee does not return are
+dead-lettered; a blocked shop's notices are parked in the database and re-published once a
+probe says the shop is served again; anything transient aborts, rewinds the batch and
+retries it after a backoff; anything else crashes.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import logging
 import socket
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -47,11 +50,12 @@ from sqlalchemy.engine import Engine
 
 from consumers.deadletter import DeadLetters
 from orderflow.failures import kind_of
-from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, read_since, wait_all
+from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, iter_since, wait_all
 from orderflow.metrics import Metrics
 from orderflow.process import Heartbeat, StopFlag
 from orderflow.settings import Settings
 from orderflow.topics import dlq_topic
+from producers.notices import notice_headers
 from producers.state import EmittedSnapshots, ParkedNotices, Snapshot
 from schemas.codec import AvroCodec, RecordDecodeError
 from schemas.models import (
@@ -72,8 +76,9 @@ from shopee.models import OrderDetail
 
 log = logging.getLogger(__name__)
 
-Scan = Callable[[str, int], list[ConsumedRecord]]
-"""``scan(topic, since_ms)``: the committed records of a topic written since then."""
+Scan = Callable[[str, int], Iterable[list[ConsumedRecord]]]
+"""``scan(topic, since_ms)``: the committed records of a topic written since then, in
+batches."""
 
 CONSUMER_NAME = "enricher"
 _QUANTUM = Decimal(1).scaleb(-AMOUNT_SCALE)
@@ -241,6 +246,7 @@ class Enricher:
     _blocked_until: dict[int, tuple[float, str]] = field(default_factory=dict)
     _failures: int = 0
     _parked_checked: bool = False
+    _tally: Counter[tuple[str, tuple[str, ...]]] = field(default_factory=Counter)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -341,6 +347,7 @@ class Enricher:
             self.recover()
         self._recover_needed = False
         offsets = self._next_offsets(records)
+        self._tally.clear()
         if self.transactional:
             self.producer.begin_transaction()
         try:
@@ -355,6 +362,9 @@ class Enricher:
         self._remember(snapshots)
         if not self.transactional:
             self.consumer.commit(offsets)
+        # Counted once the batch is committed: an aborted, retried batch counts once.
+        for (name, labels), n in self._tally.items():
+            getattr(self.metrics, name).labels(*labels).inc(n)
 
     def _enrich(
         self, records: Sequence[ConsumedRecord]
@@ -373,7 +383,7 @@ class Enricher:
                     exc,
                 )
                 pending.append(self.dead_letters.submit(record, str(exc)))
-                self.metrics.notices_consumed.labels("unknown", "dead_letter").inc()
+                self._count("notices_consumed", "unknown", "dead_letter")
                 continue
             by_shop[notice.shop_id].append(_Notice(record, notice))
         snapshots: dict[int, dict[str, Snapshot]] = {}
@@ -382,6 +392,9 @@ class Enricher:
             if emitted:
                 snapshots[shop_id] = emitted
         return pending, snapshots
+
+    def _count(self, metric: str, *labels: str) -> None:
+        self._tally[(metric, labels)] += 1
 
     def _remember(self, snapshots: dict[int, dict[str, Snapshot]]) -> None:
         """Store what was emitted. In transactional mode the events are already committed,
@@ -416,22 +429,24 @@ class Enricher:
         else:
             start = min(float(last), now - self.config.recovery_lookback)
             since_ms = int((start - self.config.recovery_margin) * 1000)
-        records = self.scan(self.event_codec.topic, max(0, since_ms))
         latest: dict[int, dict[str, Snapshot]] = defaultdict(dict)
-        for record in records:  # per key, offset order is emission order
-            try:
-                event = self.event_codec.decode(record.value or b"")
-            except RecordDecodeError as exc:
-                log.error("recovery skipped an undecodable order event: %s", exc)
-                continue
-            latest[event.shop_id][event.order_sn] = Snapshot(
-                int(event.update_time.timestamp()), event.status
-            )
+        read = 0
+        for batch in self.scan(self.event_codec.topic, max(0, since_ms)):
+            for record in batch:  # per key, offset order is emission order
+                read += 1
+                try:
+                    event = self.event_codec.decode(record.value or b"")
+                except RecordDecodeError as exc:
+                    log.error("recovery skipped an undecodable order event: %s", exc)
+                    continue
+                latest[event.shop_id][event.order_sn] = Snapshot(
+                    int(event.update_time.timestamp()), event.status
+                )
         emitted_at = int(now)
         for shop_id, snapshots in latest.items():
             self.snapshots.record(shop_id, snapshots, emitted_at)
-        log.info("recovered emitted snapshots from %d order events", len(records))
-        return len(records)
+        log.info("recovered emitted snapshots from %d order events", read)
+        return read
 
     def _next_offsets(self, records: Sequence[ConsumedRecord]) -> dict[tuple[str, int], int]:
         next_offsets: dict[tuple[str, int], int] = {}
@@ -445,7 +460,7 @@ class Enricher:
         self, shop_id: int, notices: list[_Notice], pending: list[Future[Placed]]
     ) -> dict[str, Snapshot]:
         blocked = self._blocked_until.get(shop_id)
-        if blocked is not None and self.clock() < blocked[0]:
+        if blocked is not None:  # an expired block was probed by _unpark_due already
             self._park(shop_id, notices, blocked[1])
             return {}
         by_order: dict[str, list[_Notice]] = defaultdict(list)
@@ -458,14 +473,10 @@ class Enricher:
             if kind_of(exc) != "blocked":
                 raise
             reason = type(exc).__name__
-            self._blocked_until[shop_id] = (self.clock() + self.config.blocked_retry, reason)
-            self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), reason).set(1)
+            self._block(shop_id, reason)
             log.error("shop %d is blocked (%s): parking its notices: %s", shop_id, reason, exc)
             self._park(shop_id, notices, reason)
             return {}
-        if blocked is not None:
-            self._blocked_until.pop(shop_id, None)
-            self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), blocked[1]).set(0)
 
         for order_sn, reason in missing.items():
             log.error(
@@ -482,7 +493,7 @@ class Enricher:
                         attempts=1 + self.config.missing_retries,
                     )
                 )
-                self.metrics.notices_consumed.labels(item.notice.source, "dead_letter").inc()
+                self._count("notices_consumed", item.notice.source, "dead_letter")
 
         known = self.snapshots.latest(shop_id, [d.order_sn for d in details])
         emitted_at = datetime.fromtimestamp(self.clock(), UTC)
@@ -494,7 +505,7 @@ class Enricher:
             previous = known.get(detail.order_sn)
             if not should_emit(detail, previous):
                 for item in order_notices:
-                    self.metrics.notices_consumed.labels(item.notice.source, "unchanged").inc()
+                    self._count("notices_consumed", item.notice.source, "unchanged")
                 continue
             source = revealing_source([item.notice for item in order_notices], detail.update_time)
             try:
@@ -512,7 +523,7 @@ class Enricher:
                 log.error("shop %d: %s", shop_id, reason)
                 for item in order_notices:
                     pending.append(self.dead_letters.submit(item.record, reason[:2000]))
-                    self.metrics.notices_consumed.labels(item.notice.source, "dead_letter").inc()
+                    self._count("notices_consumed", item.notice.source, "dead_letter")
                 continue
             pending.append(
                 self.producer.submit(
@@ -526,11 +537,11 @@ class Enricher:
                 )
             )
             emitted[detail.order_sn] = Snapshot(detail.update_time, detail.order_status)
-            self.metrics.events_emitted.labels(source).inc()
+            self._count("events_emitted", source)
             if source != "push":
-                self.metrics.changes_seen_first_by_poll.labels(source).inc()
+                self._count("changes_seen_first_by_poll", source)
             for item in order_notices:
-                self.metrics.notices_consumed.labels(item.notice.source, "emitted").inc()
+                self._count("notices_consumed", item.notice.source, "emitted")
         return emitted
 
     def _fetch(
@@ -538,16 +549,19 @@ class Enricher:
     ) -> tuple[list[OrderDetail], dict[str, str]]:
         """Details of ``order_sns``; orders still missing after asking alone, with why.
 
-        A batch answer that is final (a parameter Shopee refuses) or malformed (one order
-        Shopee describes in a shape we cannot read) is about some order in it, not the
-        shop: each order is then asked for alone, so the culprit ends up in ``missing``
-        and the rest carry on. Blocked and other transient failures propagate.
+        A batch answer that is final (a parameter Shopee refuses) or malformed may be about
+        one order in it: then each order is asked for alone. If some come back, the ones
+        that fail are that order's problem and end up in ``missing``; if none comes back,
+        the problem is not any one order's (Shopee is garbling answers, the app's key is
+        wrong) and the batch's error propagates: transient -> retried, final -> crash.
+        Blocked shops propagate at once.
         """
+        final: set[str] = set()
         try:
             result = self.client.get_order_detail(shop_id, order_sns)
             details, missing = list(result.found), dict(result.missing)
         except (FinalError, MalformedResponse) as exc:
-            if isinstance(exc, FinalError) and kind_of(exc) == "blocked":
+            if kind_of(exc) == "blocked" or len(order_sns) == 1:
                 raise
             log.warning(
                 "shop %d: a detail call for %d orders failed (%s); asking one by one",
@@ -556,23 +570,34 @@ class Enricher:
                 exc,
             )
             details, missing = [], {sn: str(exc) for sn in order_sns}
-            self._ask_alone(shop_id, details, missing)
+            self._ask_alone(shop_id, details, missing, final)
+            if not details:
+                raise
         for attempt in range(self.config.missing_retries):
-            if not missing:
+            if all(order_sn in final for order_sn in missing):
                 break
             self.sleep(self.config.missing_retry_delay * (attempt + 1))
-            self._ask_alone(shop_id, details, missing)
+            self._ask_alone(shop_id, details, missing, final)
         return details, missing
 
-    def _ask_alone(self, shop_id: int, details: list[OrderDetail], missing: dict[str, str]) -> None:
-        """One get_order_detail call per missing order; found ones move to ``details``."""
-        for order_sn in list(missing):
+    def _ask_alone(
+        self,
+        shop_id: int,
+        details: list[OrderDetail],
+        missing: dict[str, str],
+        final: set[str],
+    ) -> None:
+        """One get_order_detail call per missing order not already answered for good;
+        found ones move to ``details``, final answers are added to ``final``."""
+        for order_sn in [sn for sn in missing if sn not in final]:
             try:
                 retry = self.client.get_order_detail(shop_id, [order_sn])
             except (FinalError, MalformedResponse) as exc:
-                if isinstance(exc, FinalError) and kind_of(exc) == "blocked":
+                if kind_of(exc) == "blocked":
                     raise
                 missing[order_sn] = str(exc)
+                if isinstance(exc, FinalError):
+                    final.add(order_sn)  # a final answer does not change by asking again
                 continue
             if retry.found:
                 details.extend(retry.found)
@@ -591,22 +616,45 @@ class Enricher:
             int(self.clock()),
         )
         for item in items:
-            self.metrics.notices_consumed.labels(item.notice.source, "parked").inc()
+            self._count("notices_consumed", item.notice.source, "parked")
+
+    def _block(self, shop_id: int, reason: str) -> None:
+        self._blocked_until[shop_id] = (self.clock() + self.config.blocked_retry, reason)
+        self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), reason).set(1)
 
     def _unpark_due(self) -> None:
-        """Re-publish the parked notices of shops whose block has had time to clear; if the
-        shop is still blocked they come back here and are parked again."""
+        """For each blocked shop whose retry time has come, ask Shopee about one of its
+        parked orders: still blocked -> wait another round; served -> re-publish the
+        parked notices (they are processed like new ones) and clear the alert."""
         now = self.clock()
         if not self._parked_checked:
             # Notices parked before a restart: try their shops again now.
             for shop_id in self.parked.counts():
                 self._blocked_until.setdefault(shop_id, (now, "parked"))
             self._parked_checked = True
-        for shop_id, (until, _reason) in list(self._blocked_until.items()):
+        for shop_id, (until, reason) in list(self._blocked_until.items()):
             if now < until:
                 continue
-            self._blocked_until.pop(shop_id)
+            if self._still_blocked(shop_id):
+                self._block(shop_id, reason)
+                continue
+            del self._blocked_until[shop_id]
+            self.metrics.shop_blocked.labels(CONSUMER_NAME, str(shop_id), reason).set(0)
+            log.info("shop %d can be served again (was %s)", shop_id, reason)
             self.republish_parked(shop_id)
+
+    def _still_blocked(self, shop_id: int) -> bool:
+        rows = self.parked.take(shop_id, limit=1)
+        if not rows:
+            return False
+        try:
+            order_sn = self.notice_codec.decode(rows[0].value).order_sn
+            self.client.get_order_detail(shop_id, [order_sn])
+        except RecordDecodeError:
+            return False  # the notice is poison; processing it dead-letters it
+        except FinalError as exc:
+            return kind_of(exc) == "blocked"
+        return False
 
     def republish_parked(self, shop_id: int) -> int:
         moved = 0
@@ -618,7 +666,12 @@ class Enricher:
                 self.producer.begin_transaction()
             try:
                 futures = [
-                    self.producer.submit(self.notice_codec.topic, key=row.key, value=row.value)
+                    self.producer.submit(
+                        self.notice_codec.topic,
+                        key=row.key,
+                        value=row.value,
+                        headers=self._headers_of(row.value),
+                    )
                     for row in rows
                 ]
                 wait_all(futures, time.monotonic() + 30.0, what="re-published parked notices")
@@ -631,6 +684,13 @@ class Enricher:
             self.parked.delete([row.id for row in rows])
             moved += len(rows)
             log.info("shop %d: re-published %d parked notices", shop_id, len(rows))
+
+    def _headers_of(self, value: bytes) -> list[tuple[str, bytes]]:
+        """A parked notice's ``event_id`` and ``source`` headers, rebuilt from its value."""
+        try:
+            return notice_headers(self.notice_codec.decode(value))
+        except RecordDecodeError:
+            return []
 
 
 def build_enricher(
@@ -668,7 +728,7 @@ def build_enricher(
             blocked_retry=settings.poller_blocked_retry_seconds,
         ),
         transactional=transactional,
-        scan=lambda topic, since_ms: read_since(settings, topic, since_ms),
+        scan=lambda topic, since_ms: iter_since(settings, topic, since_ms),
     )
 
 

@@ -113,7 +113,7 @@ class NoticeWriter:
         future.add_done_callback(
             lambda done: (
                 None
-                if done.exception() is not None
+                if done.cancelled() or done.exception() is not None
                 else self._metrics.notices_produced.labels(source).inc()
             )
         )

@@ -31,7 +31,7 @@ from orderflow.settings import Settings
 from producers.notices import NoticeWriter, notice_from_list_entry, notice_from_push
 from producers.reconcile import list_window, next_window
 from producers.state import Leases, ShopAuthorizations, Watermarks
-from producers.webhook import authorization_changes
+from producers.webhook import authorization_changes, record_authorizations
 from shopee.client import ShopeeClient
 from shopee.errors import MalformedPush, MalformedResponse
 from shopee.push import OrderStatusPush, TrackingNumberPush, parse_push_object
@@ -78,6 +78,7 @@ class Poller:
     holder: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     )
+    heartbeat: Heartbeat | None = None
     _shops: dict[int, _ShopState] = field(default_factory=dict)
     _push_config_due: float = 0.0
 
@@ -107,11 +108,18 @@ class Poller:
             if stop is not None and stop.is_set():
                 return 0.0
             catching_up |= self._poll_shop(shop_id) is False
+            if self.heartbeat is not None:
+                self.heartbeat.beat()  # a round over many shops is progress, not a hang
         self._guard("lost pushes", self.drain_lost_pushes)
         due = self.clock() >= self._push_config_due
         if due and self._guard("push config", self.check_push_config):
             self._push_config_due = self.clock() + self.config.push_config_interval
         return 0.0 if catching_up else self.config.interval
+
+    def _renew(self, lease: str) -> bool:
+        """Take or extend ``lease`` for this replica; False if another replica holds it."""
+        now = self.clock()
+        return self.leases.try_take(lease, self.holder, now, now + self.config.lease_seconds)
 
     def _guard(self, what: str, step: Callable[[], object]) -> bool:
         try:
@@ -175,9 +183,8 @@ class Poller:
     def _poll_shop(self, shop_id: int) -> bool | None:
         """Reconcile one window of ``shop_id``. True: the shop is current; False: catching
         up; None: the window failed or the shop is held by another replica."""
-        now = self.clock()
         lease = shop_lease(shop_id)
-        if not self.leases.try_take(lease, self.holder, now, now + self.config.lease_seconds):
+        if not self._renew(lease):
             return None
         try:
             current = self.reconcile_window(shop_id)
@@ -224,6 +231,13 @@ class Poller:
         if window is None:
             return True
         listing = list_window(self.client, shop_id, window)
+        if not self._renew(shop_lease(shop_id)):
+            # Listing outlived the lease and another replica has the shop now: its window
+            # covers this one, and nothing was written or moved here.
+            log.warning(
+                "shop %d: lease lost while listing; leaving the window to its holder", shop_id
+            )
+            return False
         found_at = self.clock()
         notices = [
             notice_from_list_entry(shop_id, entry, source="poll", found_at=found_at)
@@ -243,8 +257,7 @@ class Poller:
     def drain_lost_pushes(self) -> int:
         """Move every lost push into Kafka, page by page; returns how many entries were
         drained. A page is confirmed only after its notices are acknowledged."""
-        now = self.clock()
-        if not self.leases.try_take(LOST_PUSH_LEASE, self.holder, now, now + 60.0):
+        if not self._renew(LOST_PUSH_LEASE):
             return 0
         drained = 0
         try:
@@ -290,30 +303,28 @@ class Poller:
                             code, "partner_event" if found else "ignored"
                         ).inc()
                 self.notices.write(notices)
-                for change in changes:
-                    self.authorizations.record(change)
+                record_authorizations(self.authorizations, self.metrics, changes)
                 self.client.confirm_consumed_lost_push_message(page.last_message_id)
                 drained += len(page.push_message_list)
                 if not page.has_next_page:
                     return drained
-                now = self.clock()
-                if not self.leases.try_take(LOST_PUSH_LEASE, self.holder, now, now + 60.0):
+                if not self._renew(LOST_PUSH_LEASE):
                     return drained  # another replica took over (our lease had run out)
         finally:
             self.leases.release(LOST_PUSH_LEASE, self.holder)
 
     def check_push_config(self) -> str:
         """Read the app's live push status into ``orderflow_shopee_push_subscription_status``."""
-        status = (self.client.get_app_push_config().live_push_status or "unknown").capitalize()
-        for known in (*PUSH_STATUSES, "Unknown"):
+        reported = (self.client.get_app_push_config().live_push_status or "").capitalize()
+        # Shopee's text is free-form: anything undocumented is "Other" (a bounded label).
+        status = reported if reported in PUSH_STATUSES else "Other"
+        for known in (*PUSH_STATUSES, "Other"):
             self.metrics.push_subscription_status.labels(known).set(1 if known == status else 0)
-        if status not in PUSH_STATUSES:
-            self.metrics.push_subscription_status.labels(status).set(1)
         if status != "Normal":
             log.error(
-                "Shopee reports the app's push subscription as %s: pushes are failing or "
+                "Shopee reports the app's push subscription as %r: pushes are failing or "
                 "switched off; polling carries the load until it is Normal again",
-                status,
+                reported,
             )
         return status
 
@@ -352,6 +363,7 @@ def poller_command() -> None:
             authorizations=ShopAuthorizations(ingest.engine),
             metrics=ingest.metrics,
             config=config,
+            heartbeat=heartbeat,
         )
         poller.run(ingest.stop, heartbeat)
     finally:

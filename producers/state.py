@@ -266,18 +266,21 @@ class BackfillRun:
 
 
 class BackfillRuns:
-    """Progress of ``orderflow backfill`` per (shop, since, until), one row per range."""
+    """Progress of ``orderflow backfill`` per (shop, since): a later run of the same start
+    resumes where the furthest earlier one stopped, whatever its end."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def load(self, shop_id: int, since: int, until: int) -> BackfillRun | None:
+    def load(self, shop_id: int, since: int) -> BackfillRun | None:
+        """The run from ``since`` for ``shop_id`` that got furthest, if any."""
         c = backfill_progress.c
         with self._engine.connect() as conn:
             row = conn.execute(
-                sa.select(backfill_progress).where(
-                    c.shop_id == shop_id, c.since == since, c.until == until
-                )
+                sa.select(backfill_progress)
+                .where(c.shop_id == shop_id, c.since == since)
+                .order_by(c.done_upto.desc())
+                .limit(1)
             ).first()
         if row is None:
             return None

@@ -8,7 +8,7 @@ anything else. Refusals write nothing:
 signature missing or wrong (checked over the raw body)  401
 body not JSON, or a known code without its fields       400
 body over ``ORDERFLOW_WEBHOOK_MAX_BODY_BYTES``          413
-Kafka (or the database, for partner codes) too slow     503
+Kafka too slow, or the database away (partner codes)   503
 ====================================================  =====
 
 Code 0 (URL verification) and unknown codes are acknowledged; partner-level codes 1, 2 and
@@ -33,7 +33,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from orderflow.kafka import KafkaUnavailable
+from orderflow.failures import kind_of
+from orderflow.kafka import KafkaUnavailable, Placed
 from orderflow.metrics import Metrics
 from producers.notices import NoticeSink, notice_from_push
 from producers.state import AuthState, ShopAuthorization, ShopAuthorizations
@@ -76,6 +77,25 @@ def authorization_changes(push: Push, now: float) -> list[ShopAuthorization]:
             for shop_id in push.data.shop_expire_soon
         ]
     return []
+
+
+def record_authorizations(
+    store: ShopAuthorizations, metrics: Metrics, changes: list[ShopAuthorization]
+) -> None:
+    """Store what partner-level pushes (live or lost) said about shops, and show it."""
+    for change in changes:
+        store.record(change)
+        for state in ("authorized", "deauthorized", "expiring"):
+            metrics.shop_authorization.labels(str(change.shop_id), state).set(
+                1 if state == change.state else 0
+            )
+        log.info("shop %d is now %s", change.shop_id, change.state)
+
+
+def _consume_outcome(future: asyncio.Future[Placed]) -> None:
+    """Read a late outcome so asyncio never reports it as unretrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _TooLarge(Exception):
@@ -148,9 +168,13 @@ class Webhook:
         changes = authorization_changes(push, self.clock())
         if changes:
             try:
-                await run_in_threadpool(self._record_authorizations, changes)
-            except Exception:
-                log.exception("could not record a shop authorisation change; Shopee will retry")
+                await run_in_threadpool(
+                    record_authorizations, self.authorizations, self.metrics, changes
+                )
+            except Exception as exc:
+                if kind_of(exc) != "transient":
+                    raise  # a bug: Starlette answers 500, which Shopee also retries
+                log.warning("could not record a shop authorisation change (%s); 503", exc)
                 return self._answer(code, "unavailable", 503)
             return self._answer(code, "partner_event")
         log.info("acknowledged push code %s that orderflow does not act on", code)
@@ -161,32 +185,27 @@ class Webhook:
     ) -> Response:
         notice = notice_from_push(push, source="push", received_at=self.clock())
         try:
-            future = self.notices.submit(notice)
-            await asyncio.wait_for(
-                asyncio.wrap_future(future),
-                max(0.0, self.ack_timeout_seconds - (time.perf_counter() - started)),
-            )
+            acknowledged = asyncio.wrap_future(self.notices.submit(notice))
+            remaining = max(0.0, self.ack_timeout_seconds - (time.perf_counter() - started))
+            # asyncio.wait, not wait_for: on timeout the record may still land, and its
+            # future must stay alive to be counted rather than be cancelled under Kafka.
+            done, _ = await asyncio.wait({acknowledged}, timeout=remaining)
+            if not done:
+                acknowledged.add_done_callback(_consume_outcome)
+                raise TimeoutError(f"no acknowledgement within {self.ack_timeout_seconds}s")
+            acknowledged.result()
         except (KafkaUnavailable, TimeoutError) as exc:
             log.warning(
                 "push for order %s of shop %d not acknowledged by Kafka in time (%s); "
                 "answering 503 so Shopee retries",
                 push.data.order_sn,
                 push.shop_id,
-                exc or "timeout",
+                exc,
             )
             return self._answer(code, "unavailable", 503)
         response = self._answer(code, "accepted")
         self.metrics.push_ack_seconds.observe(time.perf_counter() - started)
         return response
-
-    def _record_authorizations(self, changes: list[ShopAuthorization]) -> None:
-        for change in changes:
-            self.authorizations.record(change)
-            for state in ("authorized", "deauthorized", "expiring"):
-                self.metrics.shop_authorization.labels(str(change.shop_id), state).set(
-                    1 if state == change.state else 0
-                )
-            log.info("shop %d is now %s", change.shop_id, change.state)
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok\n")

@@ -162,4 +162,4 @@ def test_a_dry_run_lists_and_counts_but_writes_and_records_nothing(world: World)
     assert progress.calls == world.calls("order.get_order_list") >= 3
     assert read_topic(world.settings, world.settings.topic_notices) == []
     runs = BackfillRuns(create_engine(world.engine_url))
-    assert runs.load(world.shop_id, now - 30 * DAY, now) is None
+    assert runs.load(world.shop_id, now - 30 * DAY) is None

@@ -75,11 +75,16 @@ def snapshots_never_go_back(engine: Engine) -> None:
 
 def backfill_progress_resumes_and_never_goes_back(engine: Engine) -> None:
     runs = BackfillRuns(engine)
-    assert runs.load(1, 0, 100) is None
+    assert runs.load(1, 0) is None
     runs.save(BackfillRun(1, 0, 100, 40, orders_found=10, api_calls=3), now=1)
     runs.save(BackfillRun(1, 0, 100, 20, orders_found=5, api_calls=2), now=2)
-    assert runs.load(1, 0, 100) == BackfillRun(1, 0, 100, 40, 10, 3)
-    assert runs.load(1, 0, 200) is None  # another range is another run
+    assert runs.load(1, 0) == BackfillRun(1, 0, 100, 40, 10, 3)
+    # A later run from the same start with another end (the default end is "now") goes on
+    # from the furthest point any run reached.
+    runs.save(BackfillRun(1, 0, 150, 60, orders_found=12, api_calls=4), now=3)
+    assert runs.load(1, 0) == BackfillRun(1, 0, 150, 60, 12, 4)
+    assert runs.load(1, 10) is None  # another start is another backfill
+    assert runs.load(2, 0) is None
 
 
 def parked_notices_come_back_in_order(engine: Engine) -> None:

@@ -57,20 +57,45 @@ def _enricher(client: ClientTwin) -> Enricher:
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "retried"),
     [
-        FinalError("Shopee error error_param: Wrong parameters", error="error_param"),
-        MalformedResponse("unexpected response shape: order_list.3.item_list: invalid"),
+        # A final answer about one order is not asked again; a garbled one is, once.
+        (FinalError("Shopee error error_param: Wrong parameters", error="error_param"), []),
+        (MalformedResponse("unexpected response shape: order_list.3.item_list"), [["BAD"]]),
     ],
 )
-def test_one_bad_order_is_isolated_and_the_others_are_fetched(error: Exception) -> None:
+def test_one_bad_order_is_isolated_and_the_others_are_fetched(
+    error: Exception, retried: list[list[str]]
+) -> None:
     client = ClientTwin("BAD", error)
     details, missing = _enricher(client)._fetch(7, ["A", "BAD", "C"])
     assert sorted(d.order_sn for d in details) == ["A", "C"]
     assert list(missing) == ["BAD"]
     assert str(error) in missing["BAD"]
-    # The batch, then each order alone, then the one retry of the missing order.
-    assert client.calls == [["A", "BAD", "C"], ["A"], ["BAD"], ["C"], ["BAD"]]
+    # The batch, then each order alone, then the retries of the missing order.
+    assert client.calls == [["A", "BAD", "C"], ["A"], ["BAD"], ["C"], *retried]
+
+
+class _AllFail(ClientTwin):
+    def get_order_detail(self, shop_id: int, order_sns: Iterable[str]) -> OrderDetails:
+        self.calls.append(list(order_sns))
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FinalError("Shopee error error_sign: Wrong sign", error="error_sign"),
+        MalformedResponse("Shopee answered HTTP 200 with a body that is not JSON"),
+    ],
+)
+def test_a_failure_no_order_escapes_is_not_blamed_on_the_orders(error: Exception) -> None:
+    """Every order fails alone too: it is the app's or Shopee's problem, not theirs, so
+    nothing is dead-lettered (the error propagates: retried if transient, else a crash)."""
+    client = _AllFail("BAD", error)
+    with pytest.raises(type(error)):
+        _enricher(client)._fetch(7, ["A", "B", "C"])
+    assert client.calls == [["A", "B", "C"], ["A"], ["B"], ["C"]]
 
 
 def test_a_blocked_shop_is_not_split_into_single_calls() -> None:
