@@ -11,7 +11,8 @@ from concurrent.futures import Future
 from orderflow.kafka import ConsumedRecord, Headers, Placed, Producer
 from orderflow.metrics import Metrics
 
-# Header names other tools (replay, dashboards, people) rely on.
+# Header names other tools (replay, dashboards, people) rely on; all start with PREFIX.
+PREFIX = "dlq."
 ERROR = "dlq.error"
 TOPIC = "dlq.original.topic"
 PARTITION = "dlq.original.partition"
@@ -25,8 +26,7 @@ def dead_letter_headers(
 ) -> Headers:
     """The record's own headers plus the dead-letter ones (which replace older ones, so a
     record dead-lettered twice says why the last time)."""
-    ours = {ERROR, TOPIC, PARTITION, OFFSET, CONSUMER, ATTEMPTS}
-    kept = [(name, value) for name, value in record.headers.items() if name not in ours]
+    kept = [(name, value) for name, value in record.headers.items() if not name.startswith(PREFIX)]
     return [
         *kept,
         (ERROR, error[:2000].encode()),

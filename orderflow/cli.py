@@ -29,6 +29,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "producers.enricher:enricher_command",
         "Turn order notices into full OrderEvent snapshots.",
     ),
+    "replay": (
+        "consumers.replay:replay_command",
+        "Re-publish a dead-letter topic's records after a fix.",
+    ),
     "backfill": (
         "producers.backfill:backfill_command",
         "Re-list a shop's orders over a historic range (resumable).",

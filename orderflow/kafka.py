@@ -294,6 +294,7 @@ class Consumer:
         auto_offset_reset: str = "earliest",
         on_revoked: PartitionsChanged | None = None,
         on_assigned: PartitionsChanged | None = None,
+        assign: bool = False,
         **overrides: Any,
     ) -> None:
         config = client_config(settings) | {
@@ -311,7 +312,21 @@ class Consumer:
             self._consumer = kafka.KafkaConsumer(**config)
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"cannot create a Kafka consumer: {exc}") from exc
-        self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
+        if assign:
+            # Every partition, no group membership (offsets are still kept under group_id):
+            # for one-off tools that read a topic to its end.
+            try:
+                self._consumer.assign(
+                    [
+                        TopicPartition(topic, partition)
+                        for topic in topics
+                        for partition in sorted(self._consumer.partitions_for_topic(topic) or [])
+                    ]
+                )
+            except kafka.errors.KafkaError as exc:
+                raise KafkaUnavailable(f"cannot assign {list(topics)}: {exc}") from exc
+        else:
+            self._consumer.subscribe(list(topics), listener=_Listener(on_revoked, on_assigned))
 
     def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumedRecord]:
         try:
@@ -337,6 +352,25 @@ class Consumer:
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``(topic, partition)`` again from ``offset`` (used to retry without committing)."""
         self._consumer.seek(TopicPartition(topic=topic, partition=partition), offset)
+
+    def position(self, topic: str, partition: int) -> int:
+        """The offset of the next record this member will read from the partition."""
+        try:
+            return int(self._consumer.position(TopicPartition(topic, partition)))
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"no position for {topic}/{partition}: {exc}") from exc
+
+    def end_offsets_of(self, topic: str) -> dict[tuple[str, int], int]:
+        """Each partition's end (the offset the next record will get) as of now."""
+        try:
+            partitions = [
+                TopicPartition(topic, p)
+                for p in sorted(self._consumer.partitions_for_topic(topic) or [])
+            ]
+            ends = self._consumer.end_offsets(partitions)
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"no end offsets for {topic}: {exc}") from exc
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
