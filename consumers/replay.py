@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import click
 
 from consumers import deadletter
-from orderflow.kafka import ConsumedRecord, Consumer, Headers, Producer, wait_all
+from orderflow.kafka import ConsumedRecord, Consumer, Headers, Producer, next_offsets, wait_all
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +86,11 @@ def replay(
                 for record, target in zip(records, targets, strict=True)
             ]
             wait_all(futures, time.monotonic() + 60.0, what="re-published dead letters")
-            consumer.commit(_next_offsets(records))
+            consumer.commit(next_offsets(records))
         for target in targets:
             by_topic[target] = by_topic.get(target, 0) + 1
         replayed += len(records)
     return ReplayResult(replayed, by_topic)
-
-
-def _next_offsets(records: Sequence[ConsumedRecord]) -> dict[tuple[str, int], int]:
-    offsets: dict[tuple[str, int], int] = {}
-    for record in records:
-        tp = (record.topic, record.partition)
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets
 
 
 @click.command("replay")

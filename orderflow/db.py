@@ -64,6 +64,12 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def conflict_insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT for ``table`` that can say ``ON CONFLICT``: both dialects have the clause,
+    under different classes."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def upsert(
     conn: sa.Connection,
     table: sa.Table,
@@ -76,8 +82,7 @@ def upsert(
     """Insert ``values`` or, when a row with the same ``key`` exists, set its ``update``
     columns, only where ``where`` holds (if given) for the existing row. Returns the number
     of rows written (0 when ``where`` kept the existing row). SQLite and PostgreSQL alike."""
-    insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
-    statement = insert.values(**values)
+    statement = conflict_insert(conn.dialect.name, table).values(**values)
     upserting = statement.on_conflict_do_update(
         index_elements=[table.c[name] for name in key],
         set_={name: statement.excluded[name] for name in update},

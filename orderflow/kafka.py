@@ -437,6 +437,15 @@ def iter_since(
         consumer.close()
 
 
+def next_offsets(records: Iterable[ConsumedRecord]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition), the offset after the last of ``records``: what to commit."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        tp = (record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
 def _consumed(raw: Any) -> ConsumedRecord:
     return ConsumedRecord(
         topic=raw.topic,

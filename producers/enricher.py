@@ -50,7 +50,15 @@ from sqlalchemy.engine import Engine
 
 from consumers.deadletter import DeadLetters
 from orderflow.failures import kind_of
-from orderflow.kafka import ConsumedRecord, Consumer, Placed, Producer, iter_since, wait_all
+from orderflow.kafka import (
+    ConsumedRecord,
+    Consumer,
+    Placed,
+    Producer,
+    iter_since,
+    next_offsets,
+    wait_all,
+)
 from orderflow.metrics import Metrics
 from orderflow.process import Heartbeat, StopFlag
 from orderflow.settings import Settings
@@ -449,12 +457,9 @@ class Enricher:
         return read
 
     def _next_offsets(self, records: Sequence[ConsumedRecord]) -> dict[tuple[str, int], int]:
-        next_offsets: dict[tuple[str, int], int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)
-            next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
+        """What to commit for ``records``, for the partitions this member still owns."""
         owned = self.consumer.assignment()
-        return {tp: offset for tp, offset in next_offsets.items() if tp in owned}
+        return {tp: offset for tp, offset in next_offsets(records).items() if tp in owned}
 
     def _enrich_shop(
         self, shop_id: int, notices: list[_Notice], pending: list[Future[Placed]]

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from orderflow.db import upsert
+from orderflow.db import conflict_insert, upsert
 
 metadata = sa.MetaData()
 
@@ -247,7 +246,7 @@ class EmittedSnapshots:
 
 
 def _snapshot_upsert(dialect: str) -> sa.Executable:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(emitted_snapshots)
+    insert = conflict_insert(dialect, emitted_snapshots)
     return insert.on_conflict_do_update(
         index_elements=[emitted_snapshots.c.shop_id, emitted_snapshots.c.order_sn],
         set_={name: insert.excluded[name] for name in ("update_time", "status", "emitted_at")},

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from consumers.erp.tables import order_actions, shopee_outbox
+from orderflow.db import conflict_insert
 
 CallState = Literal["pending", "sent", "succeeded", "failed", "unknown"]
 
@@ -44,9 +44,7 @@ class Outbox:
     def claim(self, shop_id: int, order_sn: str, kind: str, payload: str, now: int) -> bool:
         """Write a pending call unless one of this kind exists for the order; True when this
         caller wrote it (and so is the one that may make the call)."""
-        insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )(shopee_outbox)
+        insert = conflict_insert(self._engine.dialect.name, shopee_outbox)
         statement = (
             insert.values(
                 shop_id=shop_id,
@@ -146,9 +144,7 @@ class ActionRecord:
 
     def record(self, action: RecordedAction) -> bool:
         """Keep ``action`` once per ``action_id``; True when it was new."""
-        insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )(order_actions)
+        insert = conflict_insert(self._engine.dialect.name, order_actions)
         statement = (
             insert.values(
                 action_id=action.action_id,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from consumers.erp.ledger import (
@@ -44,7 +43,7 @@ from consumers.erp.tables import (
     stock_adjustments,
     stock_ledger,
 )
-from orderflow.db import upsert
+from orderflow.db import conflict_insert, upsert
 
 T = TypeVar("T")
 ModelKey = tuple[int, int]
@@ -333,7 +332,7 @@ class ErpStore:
         self, conn: sa.Connection, keys: list[ModelKey], now: int
     ) -> dict[ModelKey, StockLevel]:
         """Create missing stock rows (zero) and lock all of ``keys``, in key order."""
-        insert = (postgresql.insert if self._postgres else sqlite.insert)(erp_stock)
+        insert = conflict_insert(conn.dialect.name, erp_stock)
         conn.execute(
             insert.on_conflict_do_nothing(index_elements=["item_id", "model_id"]),
             [
