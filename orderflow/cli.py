@@ -37,6 +37,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "producers.backfill:backfill_command",
         "Re-list a shop's orders over a historic range (resumable).",
     ),
+    "consume": (
+        "consumers.cli:consume",
+        "Run a consumer of the orders topic: erp-sync, stock-restore or auto-cancel.",
+    ),
     "stock": ("consumers.erp.cli:stock", "Set, import and show ERP stock per item model."),
     "erp": ("consumers.erp.cli:erp", "Show the orders and lines in the ERP store."),
 }

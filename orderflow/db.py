@@ -7,6 +7,8 @@ queries live beside the code that owns them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -91,3 +93,20 @@ def upsert(
     # RETURNING, not rowcount: drivers disagree on rowcount for INSERT .. ON CONFLICT
     # (psycopg 3 under SQLAlchemy reports -1), and a lease decision hangs on this number.
     return len(conn.execute(upserting).all())
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that may read, decide and write without another writer changing what
+    it read in between, on either database: SQLite takes its write lock up front (a deferred
+    transaction would read, then fail to upgrade its lock); PostgreSQL callers lock the rows
+    or keys they decide on (``FOR UPDATE``, advisory locks)."""
+    with engine.connect() as conn:
+        if engine.dialect.name != "postgresql":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()

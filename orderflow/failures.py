@@ -23,8 +23,33 @@ from shopee.errors import ShopeeError, failure_kind
 FailureKind = Literal["poison", "transient", "blocked"]
 
 
+class Poison(Exception):
+    """This record can never be processed as it is (a final answer about it, a value the
+    effect refuses); the message says why and goes into the dead letter's headers."""
+
+
+class Transient(Exception):
+    """Something the record needs is busy or away (an ERP endpoint, a lock); retry later."""
+
+
+class Blocked(Exception):
+    """One shop cannot be served until a person or the clock fixes it; its records are
+    parked, not dead-lettered."""
+
+    def __init__(self, shop_id: int, reason: str) -> None:
+        super().__init__(f"shop {shop_id} is blocked: {reason}")
+        self.shop_id = shop_id
+        self.reason = reason
+
+
 def kind_of(exc: BaseException) -> FailureKind | None:
     """Which kind ``exc`` is; None means "a bug or an unknown state: crash"."""
+    if isinstance(exc, Poison):
+        return "poison"
+    if isinstance(exc, Transient):
+        return "transient"
+    if isinstance(exc, Blocked):
+        return "blocked"
     if isinstance(exc, RecordDecodeError):
         return "poison"
     if isinstance(exc, ShopeeError):

@@ -375,6 +375,21 @@ class Consumer:
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet read, per assigned partition, as of the last fetch (partitions
+        not fetched from yet are left out: their end is unknown without asking)."""
+        lags: dict[tuple[str, int], int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is None:
+                continue
+            try:
+                position = self._consumer.position(tp)
+            except kafka.errors.KafkaError:
+                continue  # no position yet: the lag shows on the next fetch
+            lags[(tp.topic, tp.partition)] = max(0, int(end) - int(position))
+        return lags
+
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.
         self._consumer.close(autocommit=False)

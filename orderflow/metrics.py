@@ -199,3 +199,55 @@ class Metrics:
             ["consumer"],
             registry=r,
         )
+
+        # Consumers (erp-sync, stock-restore, auto-cancel)
+        self.consumer_processing_seconds = Histogram(
+            "orderflow_consumer_processing_seconds",
+            "Wall time of one consumer batch, from decoding to the committed offsets.",
+            ["consumer"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_breaker_open = Gauge(
+            "orderflow_consumer_breaker_open",
+            "1 while a consumer is stopped because most of its recent records were poison.",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_lag_records = Gauge(
+            "orderflow_consumer_lag_records",
+            "Records not yet processed, per consumer and partition.",
+            ["consumer", "partition"],
+            registry=r,
+        )
+        self.consumer_lag_seconds = Gauge(
+            "orderflow_consumer_lag_seconds",
+            "How old the oldest unprocessed change is (0 when caught up), per consumer.",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_parked_records = Gauge(
+            "orderflow_consumer_parked_records",
+            "Records of blocked shops waiting in the database, per consumer.",
+            ["consumer"],
+            registry=r,
+        )
+        self.order_actions = Counter(
+            "orderflow_order_actions_total",
+            "OrderActions published, by consumer, kind and outcome.",
+            ["consumer", "kind", "outcome"],
+            registry=r,
+        )
+        self.auto_cancel_decisions = Counter(
+            "orderflow_auto_cancel_decisions_total",
+            "Auto-cancel decisions for orders stock could not cover, by shop and decision "
+            "(cancel, dry_run, over_budget, not_cancellable).",
+            ["shop_id", "decision"],
+            registry=r,
+        )
+        self.auto_cancel_budget_remaining = Gauge(
+            "orderflow_auto_cancel_budget_remaining",
+            "Cancels a shop may still make today (UTC+08:00 day) under the daily budget.",
+            ["shop_id"],
+            registry=r,
+        )

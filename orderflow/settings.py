@@ -101,6 +101,33 @@ class Settings(BaseSettings):
     # transaction at once instead of after the 20 s transaction timeout.
     enricher_transactional_id: str | None = None
 
+    # Consumers (erp-sync, stock-restore, auto-cancel): one group each, named prefix + name.
+    consumer_group_prefix: str = "orderflow-"
+    consumer_max_batch: int = Field(default=500, ge=1)
+    # How long a blocked shop's parked records wait before they are tried again.
+    consumer_blocked_retry_seconds: float = Field(default=300.0, gt=0)
+    # The breaker stops a consumer when more than THRESHOLD of its last WINDOW records (and
+    # at least MIN_DEAD_LETTERS of them) would be dead-lettered: a bad deploy must not drain
+    # the topic into the DLQ.
+    consumer_breaker_window: int = Field(default=100, ge=1)
+    consumer_breaker_threshold: float = Field(default=0.5, gt=0, le=1)
+    consumer_breaker_min_dead_letters: int = Field(default=10, ge=1)
+    # erp-sync's target: the ERP store (default), or the seller's own ERP over HTTP.
+    erp_http_url: str | None = None
+    erp_http_token: SecretStr | None = None
+    erp_http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Auto-cancel guardrails: decisions are recorded but no call is made in a dry run; at
+    # most BUDGET cancels per shop per day (00:00 UTC+08:00, like Shopee's own limits);
+    # only these statuses are ever cancelled.
+    auto_cancel_dry_run: bool = False
+    auto_cancel_daily_budget: int = Field(default=20, ge=0)
+    auto_cancel_statuses: str = "READY_TO_SHIP,PROCESSED"
+    auto_cancel_buyer_cancellation: Literal["accept-unshipped", "accept", "reject", "manual"] = (
+        "accept-unshipped"
+    )
+    # Push the ERP's availability of the models a cancellation released to Shopee.
+    stock_restore_update_shopee: bool = False
+
     # HTTP servers
     webhook_public_url: str | None = None
     webhook_port: int = Field(default=8080, ge=1, le=65535)

@@ -1,91 +1,16 @@
-"""The parts every ingest process opens: settings, logs, metrics, database, registry, Kafka.
-
-Entry points (``orderflow webhook|poller|enricher|backfill``) open an ``Ingest`` once and
-close it on the way out; everything below them receives the parts as arguments.
-"""
+"""The ingest processes' parts: the shared ones, plus the notice writer."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.engine import Engine
-
-from orderflow.db import create_engine, migrate
-from orderflow.health import HealthServer
-from orderflow.kafka import Producer
-from orderflow.metrics import Metrics
-from orderflow.process import StopFlag, start_process
-from orderflow.settings import Settings, load_settings
+from orderflow.wiring import ProcessParts
 from producers.notices import NoticeWriter
 from schemas.codec import AvroCodec
 from schemas.models import OrderNotice
-from schemas.registry import SchemaRegistryClient
-from shopee.client import ShopeeClient
-
-log = logging.getLogger(__name__)
 
 
-@dataclass
-class Ingest:
-    name: str
-    settings: Settings
-    stop: StopFlag
-    metrics: Metrics
-    engine: Engine
-    registry: SchemaRegistryClient
-    producer: Producer
-    _closers: list[Callable[[], object]] = field(default_factory=list)
-
-    @classmethod
-    def open(
-        cls,
-        name: str,
-        *,
-        settings: Settings | None = None,
-        producer_options: dict[str, Any] | None = None,
-    ) -> Ingest:
-        settings = settings if settings is not None else load_settings()
-        stop = start_process(settings, name)
-        metrics = Metrics()
-        engine = create_engine(settings.database_url)
-        migrate(engine)
-        registry = SchemaRegistryClient(settings.schema_registry_url)
-        producer = Producer(settings, metrics, **(producer_options or {}))
-        return cls(name, settings, stop, metrics, engine, registry, producer)
-
+class Ingest(ProcessParts):
     def notice_writer(self) -> NoticeWriter:
         codec = AvroCodec(OrderNotice, self.settings.topic_notices, self.registry)
         # Register the schema now: a registry outage shows at start, not on the first push.
         _ = codec.schema_id
         return NoticeWriter(self.producer, codec, self.metrics)
-
-    def shopee(self) -> ShopeeClient:
-        client = ShopeeClient.from_settings(self.settings, self.engine, self.metrics)
-        client.tokens.publish_all()
-        self._closers.append(client.close)
-        return client
-
-    def serve_health(self, *, ready: Any, alive: Any) -> HealthServer:
-        server = HealthServer(
-            self.metrics,
-            ready=ready,
-            alive=alive,
-            host=self.settings.http_host,
-            port=self.settings.metrics_port,
-        ).start()
-        self._closers.append(server.stop)
-        return server
-
-    def close(self) -> None:
-        for closer in reversed(self._closers):
-            try:
-                closer()
-            except Exception:
-                log.exception("error while closing %s", closer)
-        self.producer.close()
-        self.registry.close()
-        self.engine.dispose()
-        log.info("orderflow %s stopped", self.name)

@@ -4,6 +4,7 @@ deciding and calling can be resolved without calling twice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,15 +12,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from consumers.erp.tables import order_actions, shopee_outbox
-from orderflow.db import conflict_insert
+from orderflow.db import conflict_insert, write_transaction
+from schemas.models import OrderAction
 
 CallState = Literal["pending", "sent", "succeeded", "failed", "unknown"]
 
+# Namespace of the per-shop advisory lock the budget is counted under.
+_BUDGET_LOCK_NAMESPACE = 0x4255
+
+ClaimResult = Literal["claimed", "exists", "over_budget"]
+
 # Forward only: a call is written pending, marked sent just before the request, and ends
-# succeeded or failed; a call whose answer was lost is unknown until read back.
+# succeeded or failed; a call whose answer was lost is unknown until read back. The one step
+# back, sent -> pending, is for an answer that proves the request was not applied (Shopee
+# refused it with an error envelope, or the connection never opened), so sending again
+# cannot make a second call take effect.
 _MAY_FOLLOW: dict[str, frozenset[str]] = {
     "pending": frozenset({"sent", "failed"}),
-    "sent": frozenset({"succeeded", "failed", "unknown"}),
+    "sent": frozenset({"succeeded", "failed", "unknown", "pending"}),
     "unknown": frozenset({"succeeded", "failed"}),
     "succeeded": frozenset(),
     "failed": frozenset(),
@@ -46,21 +56,62 @@ class Outbox:
         caller wrote it (and so is the one that may make the call)."""
         insert = conflict_insert(self._engine.dialect.name, shopee_outbox)
         statement = (
-            insert.values(
-                shop_id=shop_id,
-                order_sn=order_sn,
-                kind=kind,
-                state="pending",
-                payload=payload,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+            insert.values(**_pending(shop_id, order_sn, kind, payload, now))
             .on_conflict_do_nothing(index_elements=["shop_id", "order_sn", "kind"])
             .returning(shopee_outbox.c.id)
         )
         with self._engine.begin() as conn:
             return len(conn.execute(statement).all()) == 1
+
+    def claim_within_budget(
+        self,
+        shop_id: int,
+        order_sn: str,
+        kind: str,
+        payload: str,
+        now: int,
+        *,
+        budget: int,
+        since: int,
+    ) -> ClaimResult:
+        """``claim``, unless the shop already claimed ``budget`` calls of this kind since
+        ``since`` (epoch seconds). Counting and claiming are one decision, so replicas
+        racing for a shop's last cancel of the day make one call between them."""
+        c = shopee_outbox.c
+        with write_transaction(self._engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:ns, :shop)"),
+                    {"ns": _BUDGET_LOCK_NAMESPACE, "shop": shop_id % 2**31},
+                )
+            exists = conn.execute(
+                sa.select(c.id).where(c.shop_id == shop_id, c.order_sn == order_sn, c.kind == kind)
+            ).first()
+            if exists is not None:
+                return "exists"
+            spent = conn.execute(
+                sa.select(sa.func.count()).where(
+                    c.shop_id == shop_id, c.kind == kind, c.created_at >= since
+                )
+            ).scalar_one()
+            if int(spent) >= budget:
+                return "over_budget"
+            conn.execute(
+                sa.insert(shopee_outbox).values(**_pending(shop_id, order_sn, kind, payload, now))
+            )
+            return "claimed"
+
+    def spent(self, shop_id: int, kind: str, since: int) -> int:
+        """Calls of ``kind`` the shop claimed since ``since`` (epoch seconds)."""
+        c = shopee_outbox.c
+        with self._engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        c.shop_id == shop_id, c.kind == kind, c.created_at >= since
+                    )
+                ).scalar_one()
+            )
 
     def move(
         self,
@@ -112,6 +163,19 @@ class Outbox:
         return [_call(row) for row in rows]
 
 
+def _pending(shop_id: int, order_sn: str, kind: str, payload: str, now: int) -> dict[str, Any]:
+    return {
+        "shop_id": shop_id,
+        "order_sn": order_sn,
+        "kind": kind,
+        "state": "pending",
+        "payload": payload,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _call(row: sa.Row[Any]) -> OutboxCall:
     return OutboxCall(
         int(row.shop_id),
@@ -124,70 +188,72 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
     )
 
 
-@dataclass(frozen=True)
-class RecordedAction:
-    action_id: str
-    shop_id: int
-    order_sn: str
-    consumer: str
-    kind: str
-    outcome: str
-    detail: str
-    occurred_at: int
+def insert_actions(conn: sa.Connection, actions: Sequence[OrderAction]) -> int:
+    """Keep each action once per ``action_id``, inside the caller's transaction (the one that
+    made the effect durable); returns how many were new."""
+    if not actions:
+        return 0
+    insert = conflict_insert(conn.dialect.name, order_actions)
+    statement = insert.on_conflict_do_nothing(index_elements=["action_id"]).returning(
+        order_actions.c.id
+    )
+    return len(conn.execute(statement, [_action_row(a) for a in actions]).all())
+
+
+def _action_row(action: OrderAction) -> dict[str, Any]:
+    return {
+        "action_id": action.action_id,
+        "shop_id": action.shop_id,
+        "order_sn": action.order_sn,
+        "consumer": action.consumer,
+        "kind": action.kind,
+        "outcome": action.outcome,
+        # The whole OrderAction, so it can be published exactly as it was decided.
+        "detail": action.model_dump_json(),
+        "occurred_at": int(action.occurred_at.timestamp()),
+    }
 
 
 class ActionRecord:
-    """Actions consumers took, kept until published on ``shopee.order-actions``."""
+    """Actions consumers took, kept (in the effect's own transaction) until published on
+    ``shopee.order-actions``: an effect whose process dies before publishing is published
+    by the next one."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def record(self, action: RecordedAction) -> bool:
+    def record(self, action: OrderAction) -> bool:
         """Keep ``action`` once per ``action_id``; True when it was new."""
-        insert = conflict_insert(self._engine.dialect.name, order_actions)
-        statement = (
-            insert.values(
-                action_id=action.action_id,
-                shop_id=action.shop_id,
-                order_sn=action.order_sn,
-                consumer=action.consumer,
-                kind=action.kind,
-                outcome=action.outcome,
-                detail=action.detail,
-                occurred_at=action.occurred_at,
-            )
-            .on_conflict_do_nothing(index_elements=["action_id"])
-            .returning(order_actions.c.id)
-        )
         with self._engine.begin() as conn:
-            return len(conn.execute(statement).all()) == 1
+            return insert_actions(conn, [action]) == 1
 
-    def unpublished(self, limit: int = 500) -> list[RecordedAction]:
+    def unpublished(self, consumer: str, limit: int = 500) -> list[tuple[int, OrderAction]]:
+        """``consumer``'s actions not yet published, oldest first, with their row ids."""
         c = order_actions.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(order_actions).where(c.published_at.is_(None)).order_by(c.id).limit(limit)
+                sa.select(c.id, c.detail)
+                .where(c.published_at.is_(None), c.consumer == consumer)
+                .order_by(c.id)
+                .limit(limit)
             ).all()
-        return [
-            RecordedAction(
-                str(r.action_id),
-                int(r.shop_id),
-                str(r.order_sn),
-                str(r.consumer),
-                str(r.kind),
-                str(r.outcome),
-                str(r.detail),
-                int(r.occurred_at),
-            )
-            for r in rows
-        ]
+        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
 
-    def mark_published(self, action_ids: list[str], now: int) -> None:
-        if action_ids:
+    def mark_published(self, ids: Sequence[int], now: int) -> None:
+        if ids:
             c = order_actions.c
             with self._engine.begin() as conn:
                 conn.execute(
                     sa.update(order_actions)
-                    .where(c.action_id.in_(action_ids), c.published_at.is_(None))
+                    .where(c.id.in_(list(ids)), c.published_at.is_(None))
                     .values(published_at=now)
                 )
+
+    def all(self, consumer: str | None = None) -> list[OrderAction]:
+        """Every recorded action (of ``consumer``), oldest first."""
+        c = order_actions.c
+        query = sa.select(c.detail).order_by(c.id)
+        if consumer is not None:
+            query = query.where(c.consumer == consumer)
+        with self._engine.connect() as conn:
+            return [OrderAction.model_validate_json(r.detail) for r in conn.execute(query)]

@@ -16,8 +16,7 @@ Guarantees callers rely on, on SQLite and PostgreSQL alike:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +34,7 @@ from consumers.erp.ledger import (
     shortages,
     stock_moves,
 )
+from consumers.erp.outbox import insert_actions
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.tables import (
     erp_order_lines,
@@ -43,7 +43,8 @@ from consumers.erp.tables import (
     stock_adjustments,
     stock_ledger,
 )
-from orderflow.db import conflict_insert, upsert
+from orderflow.db import conflict_insert, upsert, write_transaction
+from schemas.models import OrderAction
 
 T = TypeVar("T")
 ModelKey = tuple[int, int]
@@ -100,10 +101,21 @@ class ErpStore:
         """Store ``snapshot`` if it is newer than the stored one; True when it was."""
         return self.apply_orders([snapshot], now)[0]
 
-    def apply_orders(self, snapshots: Sequence[OrderSnapshot], now: int) -> list[bool]:
-        """Store a batch in one transaction; per snapshot, whether it was newer and stored."""
+    def apply_orders(
+        self,
+        snapshots: Sequence[OrderSnapshot],
+        now: int,
+        *,
+        actions: Callable[[int], OrderAction] | None = None,
+    ) -> list[bool]:
+        """Store a batch in one transaction; per snapshot, whether it was newer and stored.
+        ``actions(i)`` describes storing ``snapshots[i]``; it is recorded in the same
+        transaction for each snapshot that was stored."""
         with self._engine.begin() as conn:
-            return [self._apply_order(conn, snapshot, now) for snapshot in snapshots]
+            written = [self._apply_order(conn, snapshot, now) for snapshot in snapshots]
+            if actions is not None:
+                insert_actions(conn, [actions(i) for i, ok in enumerate(written) if ok])
+            return written
 
     def _apply_order(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> bool:
         written = upsert(
@@ -118,7 +130,14 @@ class ErpStore:
             },
             key=["shop_id", "order_sn"],
             update=["status", "update_time", "synced_at"],
-            where=erp_orders.c.update_time < snapshot.update_time,
+            # Newer, or the same second with another status: Shopee's update_time has
+            # one-second resolution and the enricher emits the later of two such changes
+            # after the earlier one (same time and status is a duplicate).
+            where=(erp_orders.c.update_time < snapshot.update_time)
+            | (
+                (erp_orders.c.update_time == snapshot.update_time)
+                & (erp_orders.c.status != snapshot.status)
+            ),
         )
         if not written:
             return False
@@ -170,10 +189,24 @@ class ErpStore:
 
     # -- the ledger (auto-cancel, stock-restore) ----------------------------------------
 
-    def apply_ledger(self, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+    def apply_ledger(
+        self,
+        snapshot: OrderSnapshot,
+        now: int,
+        *,
+        actions: Callable[[LedgerResult], Sequence[OrderAction]] | None = None,
+    ) -> LedgerResult:
         """Move the order's lines as its status says, against what the ledger holds, and
-        change stock to match, in one transaction. Reservations are all or nothing."""
-        return self._in_write_transaction(lambda conn: self._apply_ledger(conn, snapshot, now))
+        change stock to match, in one transaction. Reservations are all or nothing.
+        ``actions(result)`` describes what was done; it is recorded in the same transaction."""
+
+        def work(conn: sa.Connection) -> LedgerResult:
+            result = self._apply_ledger(conn, snapshot, now)
+            if actions is not None:
+                insert_actions(conn, actions(result))
+            return result
+
+        return self._in_write_transaction(work)
 
     def reserve_if_available(self, snapshot: OrderSnapshot, now: int) -> LedgerResult:
         """Auto-cancel's first look at a not yet shipped order: reserve every line if stock
@@ -355,24 +388,10 @@ class ErpStore:
 
     # -- transactions ------------------------------------------------------------------
 
-    @contextmanager
-    def _write_transaction(self) -> Iterator[sa.Connection]:
-        with self._engine.connect() as conn:
-            if not self._postgres:
-                # SQLite: take the write lock up front, so what we read stays true until we
-                # write (a deferred transaction would read, then fail to upgrade its lock).
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
-
     def _in_write_transaction(self, work: Callable[[sa.Connection], T]) -> T:
         for attempt in range(1, self._attempts + 1):
             try:
-                with self._write_transaction() as conn:
+                with write_transaction(self._engine) as conn:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
                 sqlstate = getattr(exc.orig, "sqlstate", None)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
 from consumers.erp.ledger import Holding, LineState, Shortage
-from consumers.erp.outbox import ActionRecord, Outbox, RecordedAction
+from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore, StockCount, StockLevel
 from orderflow.db import create_engine
+from schemas.models import ActionLine, OrderAction
 
 
 def order(
@@ -195,17 +197,33 @@ def an_outbox_call_is_claimed_once_and_only_moves_forward(engine: Engine) -> Non
     assert outbox.get(1, "B", "cancel_order") is None
 
 
+def _action(action_id: str, order_sn: str, consumer: str) -> OrderAction:
+    return OrderAction(
+        action_id=action_id,
+        shop_id=1,
+        order_sn=order_sn,
+        consumer=consumer,
+        kind="stock_reserve",
+        lines=(ActionLine(item_id=7, model_id=8, quantity=2),),
+        outcome="applied",
+        details={"update_time": "10"},
+        occurred_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
 def actions_are_recorded_once_and_published_once(engine: Engine) -> None:
     actions = ActionRecord(engine)
-    first = RecordedAction("a1", 1, "A", "auto-cancel", "reserve", "applied", "{}", 10)
+    first = _action("a1", "A", "auto-cancel")
     assert actions.record(first)
     assert not actions.record(first)
-    assert actions.record(RecordedAction("a2", 1, "B", "erp-sync", "upsert", "applied", "{}", 11))
-    assert [a.action_id for a in actions.unpublished()] == ["a1", "a2"]
-    actions.mark_published(["a1"], now=12)
-    assert actions.unpublished() == [
-        RecordedAction("a2", 1, "B", "erp-sync", "upsert", "applied", "{}", 11)
-    ]
+    assert actions.record(_action("a2", "B", "auto-cancel"))
+    assert actions.record(_action("a3", "B", "erp-sync"))
+    pending = actions.unpublished("auto-cancel")
+    assert [a for _, a in pending] == [first, _action("a2", "B", "auto-cancel")]
+    actions.mark_published([pending[0][0]], now=12)
+    assert [a.action_id for _, a in actions.unpublished("auto-cancel")] == ["a2"]
+    assert [a.action_id for _, a in actions.unpublished("erp-sync")] == ["a3"]
+    assert [a.action_id for a in actions.all()] == ["a1", "a2", "a3"]
 
 
 CHECKS: list[Callable[[Engine], None]] = [

@@ -1,0 +1,252 @@
+"""``orderflow consume auto-cancel``: take stock for new orders, cancel the ones it cannot
+cover, and answer buyers' cancellation requests.
+
+Per order event, in this order:
+
+1. a cancellation already decided for the order (outbox) is finished first: sent if it was
+   never sent, read back if its outcome is unknown — never sent twice. Such an order takes
+   no stock;
+2. a buyer's request (``IN_CANCEL``) is answered with ``handle_buyer_cancellation`` per the
+   policy, once per request (the outbox kind carries the request's ``update_time``);
+3. the ledger: a not yet shipped order reserves all its lines or none (atomically, so
+   orders on other partitions or replicas never oversell a model); a shipped or cancelled
+   one deducts, releases or closes, exactly as stock-restore would;
+4. when lines were short: ``cancel_decision`` -> cancel as OUT_OF_STOCK naming exactly the
+   short lines (within the shop's daily budget), record a dry run, or keep the order for a
+   person. Every decision and call is an ``OrderAction``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from consumers.actions import ActionOutcome, ledger_actions, make_action
+from consumers.decisions import (
+    DEFAULT_CANCELLABLE,
+    BuyerCancellationPolicy,
+    Cancel,
+    DryRun,
+    Keep,
+    budget_day_start,
+    buyer_cancellation_answer,
+    cancel_decision,
+    has_tracking_number,
+)
+from consumers.erp.ledger import Phase, Shortage, phase_of
+from consumers.erp.outbox import ActionRecord, Outbox
+from consumers.erp.snapshot import OrderSnapshot
+from consumers.erp.store import ErpStore
+from consumers.runtime import Delivery
+from consumers.shopee_calls import CallSpec, OnceCaller
+from orderflow.metrics import Metrics
+from schemas.models import OrderEvent
+from shopee.client import ShopeeClient
+from shopee.models import BuyerCancellationOperation, CancelItem, CancelReason
+
+log = logging.getLogger(__name__)
+
+CONSUMER_NAME = "auto-cancel"
+CANCEL_KIND = "cancel_order"
+BUYER_KIND = "buyer_cancellation"
+
+
+@dataclass(frozen=True)
+class AutoCancelConfig:
+    dry_run: bool = False
+    daily_budget: int = 20
+    cancellable: Collection[str] = DEFAULT_CANCELLABLE
+    buyer_policy: BuyerCancellationPolicy = BuyerCancellationPolicy.ACCEPT_UNSHIPPED
+
+
+@dataclass
+class AutoCancel:
+    store: ErpStore
+    outbox: Outbox
+    actions: ActionRecord
+    client: ShopeeClient
+    metrics: Metrics
+    config: AutoCancelConfig = field(default_factory=AutoCancelConfig)
+    clock: Callable[[], float] = time.time
+    name: str = CONSUMER_NAME
+
+    def __post_init__(self) -> None:
+        self._caller = OnceCaller(
+            self.outbox, self.actions, self.client, consumer=self.name, clock=self.clock
+        )
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
+        return [self._one(delivery.event) for delivery in deliveries]
+
+    def _one(self, event: OrderEvent) -> str:
+        changed = False
+        cancel = self.outbox.get(event.shop_id, event.order_sn, CANCEL_KIND)
+        if cancel is not None:
+            changed |= (
+                self._caller.finish(event, self._cancel_spec(event, cancel.payload)) is not None
+            )
+        if event.status == "IN_CANCEL":
+            changed |= self._answer_buyer(event)
+        snapshot = OrderSnapshot.from_event(event)
+        if cancel is not None and phase_of(event.status) is Phase.OPEN:
+            # Being cancelled for want of stock: it must not take stock meanwhile.
+            return "applied" if changed else "unchanged"
+        now = self.clock()
+        result = self.store.apply_ledger(
+            snapshot,
+            int(now),
+            actions=lambda r: ledger_actions(event, r, consumer=self.name, now=now),
+        )
+        changed |= bool(result.transitions)
+        if result.short and cancel is None:
+            changed |= self._decide(event, result.short)
+        return "applied" if changed else "unchanged"
+
+    # -- out of stock -------------------------------------------------------------------------
+
+    def _decide(self, event: OrderEvent, short: Sequence[Shortage]) -> bool:
+        decision = cancel_decision(
+            status=event.status,
+            tracking_number=has_tracking_number(event),
+            short=short,
+            cancellable=self.config.cancellable,
+            dry_run=self.config.dry_run,
+        )
+        if decision is None:
+            return False
+        shop = str(event.shop_id)
+        lines = _short_lines(short)
+        if isinstance(decision, Keep):
+            self.metrics.auto_cancel_decisions.labels(shop, decision.reason).inc()
+            return self._record(
+                event, "skipped", lines, decision.detail, {"decision": decision.reason}
+            )
+        if isinstance(decision, DryRun):
+            self.metrics.auto_cancel_decisions.labels(shop, "dry_run").inc()
+            log.info("dry run: would cancel %s (short %s)", event.order_sn, decision.lines)
+            return self._record(event, "dry_run", lines, None, {"decision": "cancel"})
+        assert isinstance(decision, Cancel)
+        now = self.clock()
+        payload = json.dumps(
+            {
+                "cancel_reason": CancelReason.OUT_OF_STOCK.value,
+                "item_list": [{"item_id": i, "model_id": m} for i, m in decision.lines],
+            }
+        )
+        since = budget_day_start(now)
+        claim = self.outbox.claim_within_budget(
+            event.shop_id,
+            event.order_sn,
+            CANCEL_KIND,
+            payload,
+            int(now),
+            budget=self.config.daily_budget,
+            since=since,
+        )
+        spent = self.outbox.spent(event.shop_id, CANCEL_KIND, since)
+        self.metrics.auto_cancel_budget_remaining.labels(shop).set(
+            max(0, self.config.daily_budget - spent)
+        )
+        if claim == "over_budget":
+            self.metrics.auto_cancel_decisions.labels(shop, "over_budget").inc()
+            log.warning(
+                "shop %d: %s is short but today's budget of %d cancels is spent; a person "
+                "must decide",
+                event.shop_id,
+                event.order_sn,
+                self.config.daily_budget,
+            )
+            return self._record(
+                event,
+                "skipped",
+                lines,
+                f"the daily auto-cancel budget of {self.config.daily_budget} is spent",
+                {"decision": "over_budget"},
+            )
+        self.metrics.auto_cancel_decisions.labels(shop, "cancel").inc()
+        self._caller.finish(event, self._cancel_spec(event, payload))
+        return True
+
+    def _cancel_spec(self, event: OrderEvent, payload: str) -> CallSpec:
+        body = json.loads(payload)
+        items = [
+            CancelItem(item_id=i["item_id"], model_id=i["model_id"]) for i in body["item_list"]
+        ]
+        quantities = {(i.item_id, i.model_id): i.quantity for i in event.items}
+        return CallSpec(
+            kind=CANCEL_KIND,
+            action_kind="cancel_order",
+            send=lambda: self.client.cancel_order(
+                event.shop_id, event.order_sn, CancelReason(body["cancel_reason"]), items
+            ),
+            settled=lambda detail: detail.order_status == "CANCELLED",
+            lines=tuple(
+                (i.item_id, i.model_id, quantities.get((i.item_id, i.model_id), 0)) for i in items
+            ),
+            details=(("cancel_reason", body["cancel_reason"]),),
+        )
+
+    # -- buyer cancellation requests ----------------------------------------------------------
+
+    def _answer_buyer(self, event: OrderEvent) -> bool:
+        answer = buyer_cancellation_answer(
+            status=event.status,
+            tracking_number=has_tracking_number(event),
+            policy=self.config.buyer_policy,
+        )
+        if answer is None:
+            return False
+        request = int(event.update_time.timestamp())
+        kind = f"{BUYER_KIND}:{request}"
+        if self.config.dry_run:
+            return self._record(
+                event, "dry_run", (), None, {"operation": answer}, kind="buyer_cancellation"
+            )
+        payload = json.dumps({"operation": answer})
+        self.outbox.claim(event.shop_id, event.order_sn, kind, payload, int(self.clock()))
+        spec = CallSpec(
+            kind=kind,
+            action_kind="buyer_cancellation",
+            send=lambda: self.client.handle_buyer_cancellation(
+                event.shop_id, event.order_sn, BuyerCancellationOperation(answer)
+            ),
+            # Answered (by us or by a person) once the request is gone.
+            settled=lambda detail: detail.order_status != "IN_CANCEL",
+            details=(("operation", answer), ("request_update_time", str(request))),
+        )
+        return self._caller.finish(event, spec) is not None
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        event: OrderEvent,
+        outcome: ActionOutcome,
+        lines: Sequence[tuple[int, int, int]],
+        error: str | None,
+        details: dict[str, str],
+        *,
+        kind: str = "cancel_order",
+    ) -> bool:
+        return self.actions.record(
+            make_action(
+                event,
+                consumer=self.name,
+                kind=kind,
+                outcome=outcome,
+                now=self.clock(),
+                lines=lines,
+                error=error,
+                details=details,
+                # A decision is taken once per order and status (a short unpaid order is
+                # decided again once paid).
+                facts=("decision", event.status, int(event.update_time.timestamp())),
+            )
+        )
+
+
+def _short_lines(short: Sequence[Shortage]) -> list[tuple[int, int, int]]:
+    return [(s.item_id, s.model_id, s.requested) for s in short]

@@ -1,0 +1,66 @@
+"""``orderflow consume erp-sync``: every order and its lines into the ERP.
+
+A batch of events is written in one transaction (``ErpStore.apply_orders``); an event is
+applied only if its snapshot is newer than the stored one, so duplicates, replays and stale
+events change nothing. A seller with their own ERP points ``ORDERFLOW_ERP_HTTP_URL`` at it
+instead (``consumers.erp.http_target``): each snapshot is POSTed with an Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from consumers.actions import make_action
+from consumers.erp.snapshot import OrderSnapshot
+from consumers.erp.store import ErpStore
+from consumers.runtime import Delivery
+from schemas.models import OrderAction, OrderEvent
+
+CONSUMER_NAME = "erp-sync"
+
+
+class ErpTarget(Protocol):
+    def apply(self, events: Sequence[OrderEvent], now: int) -> list[bool]:
+        """Write the snapshots in order; per event, whether it changed the ERP."""
+        ...
+
+
+class StoreTarget:
+    """The ERP store (SQLite or PostgreSQL) as erp-sync's target."""
+
+    def __init__(self, store: ErpStore) -> None:
+        self._store = store
+
+    def apply(self, events: Sequence[OrderEvent], now: int) -> list[bool]:
+        def action(i: int) -> OrderAction:
+            event = events[i]
+            return make_action(
+                event,
+                consumer=CONSUMER_NAME,
+                kind="erp_upsert",
+                outcome="applied",
+                now=now,
+                lines=[(line.item_id, line.model_id, line.quantity) for line in event.items],
+                details={"status": event.status},
+                facts=(event.status, int(event.update_time.timestamp())),
+            )
+
+        return self._store.apply_orders(
+            [OrderSnapshot.from_event(event) for event in events],
+            now,
+            actions=action,
+        )
+
+
+@dataclass
+class ErpSync:
+    target: ErpTarget
+    clock: Callable[[], float] = time.time
+    name: str = CONSUMER_NAME
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
+        applied = self.target.apply([d.event for d in deliveries], int(self.clock()))
+        return ["applied" if ok else "unchanged" for ok in applied]

@@ -1,0 +1,417 @@
+"""The runtime every ``orderflow consume NAME`` process runs: records in, effects out, offsets
+committed only once the effects are durable.
+
+One batch:
+
+1. poll up to ``max_batch`` records of the orders topic and decode them; bytes that are not
+   an ``OrderEvent`` are poison;
+2. hand the decodable records of shops that are not blocked to the handler in one call
+   (erp-sync writes them in one transaction). If that call fails with anything but a
+   transient error, the records are handled again one at a time, so the failure lands on
+   the record it belongs to;
+3. per record, by the kind of failure (``orderflow.failures``):
+   * **poison** -> the record's bytes go to ``<topic>.dlq.<consumer>`` with ``dlq.*``
+     headers (error, original topic/partition/offset, consumer, attempts), and the batch
+     moves on;
+   * **blocked** (one shop: authorisation gone, daily quota spent) -> the record, and every
+     later record of that shop, is parked in the database and the shop is alerted on
+     (``orderflow_shop_blocked``); other shops flow. Every ``blocked_retry`` seconds the
+     parked records are tried again in order; when they pass, the shop resumes;
+   * **transient** (broker, database, registry, Shopee busy) -> what finished is committed,
+     the rest is read again after a backoff; ``/healthz`` stays green meanwhile;
+   * anything else -> the process crashes loudly (Kubernetes restarts it; nothing
+     unfinished was committed);
+4. wait for the dead letters' acknowledgements, commit the offsets, publish the actions the
+   handler recorded.
+
+A circuit breaker (``consumers.breaker``) stops the consumer instead of dead-lettering when
+most recent records were poison. SIGTERM sets the stop flag; the batch in hand finishes and
+commits before the loop returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from consumers.actions import ActionPublisher
+from consumers.breaker import CircuitBreaker
+from consumers.deadletter import DeadLetters
+from consumers.parking import ParkedRecords
+from orderflow.failures import Blocked, kind_of
+from orderflow.kafka import (
+    ConsumedRecord,
+    Consumer,
+    KafkaUnavailable,
+    Placed,
+    next_offsets,
+    wait_all,
+)
+from orderflow.metrics import Metrics
+from orderflow.process import Heartbeat, StopFlag
+from schemas.codec import AvroCodec, RecordDecodeError
+from schemas.models import OrderEvent
+from shopee.errors import ShopeeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded record."""
+
+    record: ConsumedRecord
+    event: OrderEvent
+
+
+class Handler(Protocol):
+    """One consumer's effect."""
+
+    name: str
+
+    def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
+        """Make the effect of every delivery durable, in order, and say per delivery what
+        happened (``applied`` or ``unchanged``). Must be idempotent: a redelivered record
+        changes nothing. Raises on failure; the runtime decides by ``kind_of``."""
+        ...
+
+
+class BreakerOpen(Exception):
+    """Too many recent records were poison: stop instead of draining the topic into the DLQ."""
+
+
+@dataclass
+class RuntimeConfig:
+    max_batch: int = 500
+    poll_timeout: float = 1.0
+    blocked_retry: float = 300.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    # How often the database is asked which shops have parked records (another replica,
+    # or this process before a restart, may have parked them).
+    parked_scan_interval: float = 10.0
+
+
+def blocked_reason(exc: BaseException) -> str:
+    """A short, bounded reason for a blocked shop (an exception class name)."""
+    if isinstance(exc, Blocked):
+        return exc.reason
+    return type(exc).__name__ if isinstance(exc, ShopeeError) else "blocked"
+
+
+@dataclass
+class ConsumerRuntime:
+    handler: Handler
+    consumer: Consumer
+    codec: AvroCodec[OrderEvent]
+    dead_letters: DeadLetters
+    parked: ParkedRecords
+    actions: ActionPublisher | None
+    metrics: Metrics
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    config: RuntimeConfig = field(default_factory=RuntimeConfig)
+    clock: Callable[[], float] = time.time
+    _blocked: dict[int, tuple[float, str]] = field(default_factory=dict)
+    _uncommitted: dict[tuple[str, int], int] = field(default_factory=dict)
+    _failures: int = 0
+    _next_parked_scan: float = 0.0
+    _publish_needed: bool = True
+    _last_timestamp_ms: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: StopFlag, heartbeat: Heartbeat | None = None) -> None:
+        """Batches until ``stop`` is set. An open breaker stops consuming, but the process
+        stays up (alive, not ready, alerting) until a person restarts it after a fix."""
+        while not stop.is_set():
+            if self.breaker.open:
+                stop.wait(1.0)
+            else:
+                self.run_once(stop)
+            if heartbeat is not None:
+                heartbeat.beat()
+
+    def ready(self) -> bool:
+        return not self.breaker.open
+
+    def run_once(self, stop: StopFlag | None = None) -> int:
+        """One batch (and due unparking, and action publishing); how many records it
+        finished. Transient failures are waited out here; others propagate."""
+        try:
+            self._unpark_due()
+            records = self.consumer.poll(
+                self.config.poll_timeout, max_records=self.config.max_batch
+            )
+            finished = self._process(records) if records else 0
+            if self._publish_needed and self.actions is not None:
+                self.actions.publish_pending()
+            self._publish_needed = bool(records)
+            self._observe_lag()
+        except BreakerOpen as exc:
+            self.metrics.consumer_breaker_open.labels(self.name).set(1)
+            log.error(
+                "%s stopped: %s. Nothing after the last good record was committed; fix the "
+                "cause, then restart the consumer (and `orderflow replay` its dead letters)",
+                self.name,
+                exc,
+            )
+            return 0
+        except Exception as exc:
+            if kind_of(exc) != "transient":
+                raise
+            self._failures += 1
+            self.metrics.consumer_retries.labels(self.name).inc()
+            delay = min(self.config.backoff_max, self.config.backoff_base * 2**self._failures)
+            log.warning("%s: %s; retrying in %.1fs without committing", self.name, exc, delay)
+            self._publish_needed = True
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            return 0
+        self._failures = 0
+        return finished
+
+    def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """Rebalance: commit what is finished on the partitions going away (normally
+        nothing: every batch commits before the next poll)."""
+        gone = set(partitions)
+        offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in gone}
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except KafkaUnavailable as exc:
+                log.warning("%s: could not commit before the rebalance: %s", self.name, exc)
+        for tp in gone:
+            self._uncommitted.pop(tp, None)
+            self._last_timestamp_ms.pop(tp, None)
+            self.metrics.consumer_lag_records.labels(self.name, str(tp[1])).set(0)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _process(self, records: Sequence[ConsumedRecord]) -> int:
+        started = time.monotonic()
+        done: list[ConsumedRecord] = []
+        pending: list[Future[Placed]] = []
+        try:
+            self._handle(records, done, pending)
+        except BaseException as exc:
+            # Keep what finished; whatever failed (and what follows it) is read again.
+            try:
+                self._commit(done, pending)
+            except KafkaUnavailable as commit_failure:
+                log.warning("%s: could not commit finished records: %s", self.name, commit_failure)
+            else:
+                if kind_of(exc) == "transient":
+                    self._rewind(records, done)
+            raise
+        self._commit(done, pending)
+        self.metrics.consumer_processing_seconds.labels(self.name).observe(
+            time.monotonic() - started
+        )
+        return len(done)
+
+    def _handle(
+        self,
+        records: Sequence[ConsumedRecord],
+        done: list[ConsumedRecord],
+        pending: list[Future[Placed]],
+    ) -> None:
+        decoded = [(record, self._decode(record)) for record in records]
+        clean = [
+            Delivery(record, event)
+            for record, event in decoded
+            if isinstance(event, OrderEvent) and event.shop_id not in self._blocked
+        ]
+        if len(clean) == len(records):
+            try:
+                outcomes = self.handler.handle(clean)
+            except Exception as exc:
+                if kind_of(exc) in ("transient", None):
+                    raise
+                log.info("%s: batch failed (%s); handling its records one by one", self.name, exc)
+            else:
+                for delivery, outcome in zip(clean, outcomes, strict=True):
+                    self._finished(delivery.record, outcome, done)
+                return
+        for record, event in decoded:
+            if not isinstance(event, OrderEvent):
+                self._dead_letter(record, event, pending)
+                done.append(record)
+            elif event.shop_id in self._blocked:
+                self._park(event.shop_id, self._blocked[event.shop_id][1], record)
+                done.append(record)
+            else:
+                self._handle_one(Delivery(record, event), done, pending)
+
+    def _handle_one(
+        self, delivery: Delivery, done: list[ConsumedRecord], pending: list[Future[Placed]]
+    ) -> None:
+        try:
+            (outcome,) = self.handler.handle([delivery])
+        except Exception as exc:
+            kind = kind_of(exc)
+            if kind == "poison":
+                self._dead_letter(delivery.record, f"{type(exc).__name__}: {exc}", pending)
+                done.append(delivery.record)
+                return
+            if kind == "blocked":
+                shop_id = delivery.event.shop_id
+                self._block(shop_id, blocked_reason(exc), exc)
+                self._park(shop_id, blocked_reason(exc), delivery.record)
+                done.append(delivery.record)
+                return
+            raise
+        self._finished(delivery.record, outcome, done)
+
+    def _decode(self, record: ConsumedRecord) -> OrderEvent | str:
+        """The event, or why the record is poison. An unknown schema id is transient (the
+        registry may catch up) and propagates."""
+        try:
+            return self.codec.decode(record.value or b"")
+        except RecordDecodeError as exc:
+            self.metrics.decode_errors.labels(record.topic).inc()
+            return f"not an OrderEvent: {exc}"
+
+    def _finished(self, record: ConsumedRecord, outcome: str, done: list[ConsumedRecord]) -> None:
+        done.append(record)
+        self.breaker.record(False)
+        self._publish_needed = True
+        self.metrics.records_consumed.labels(record.topic, self.name, outcome).inc()
+
+    def _dead_letter(
+        self, record: ConsumedRecord, reason: str, pending: list[Future[Placed]]
+    ) -> None:
+        if not self.breaker.allows_dead_letter():
+            raise BreakerOpen(
+                f"more than {self.breaker.threshold:.0%} of the last {self.breaker.window} "
+                f"records were poison; the latest, {record.topic}/{record.partition}"
+                f"@{record.offset}: {reason}"
+            )
+        log.error(
+            "%s: dead-lettering %s/%d@%d: %s",
+            self.name,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        pending.append(self.dead_letters.submit(record, reason))
+        self.breaker.record(True)
+        self.metrics.records_consumed.labels(record.topic, self.name, "dead_letter").inc()
+
+    def _commit(self, done: Sequence[ConsumedRecord], pending: Sequence[Future[Placed]]) -> None:
+        wait_all(pending, time.monotonic() + 30.0, what="dead letters")
+        owned = self.consumer.assignment()
+        for tp, offset in next_offsets(done).items():
+            if tp in owned:
+                self._uncommitted[tp] = offset
+        for record in done:
+            tp = (record.topic, record.partition)
+            self._last_timestamp_ms[tp] = max(
+                self._last_timestamp_ms.get(tp, 0), record.timestamp_ms
+            )
+        if self._uncommitted:
+            self.consumer.commit(self._uncommitted)
+            self._uncommitted = {}
+
+    def _rewind(self, records: Sequence[ConsumedRecord], done: Sequence[ConsumedRecord]) -> None:
+        finished = {(r.topic, r.partition, r.offset) for r in done}
+        first: dict[tuple[str, int], int] = {}
+        for record in records:
+            if (record.topic, record.partition, record.offset) in finished:
+                continue
+            tp = (record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        owned = self.consumer.assignment()
+        for (topic, partition), offset in first.items():
+            if (topic, partition) in owned:
+                self.consumer.seek(topic, partition, offset)
+
+    def _observe_lag(self) -> None:
+        now_ms = self.clock() * 1000
+        oldest = 0.0
+        for (topic, partition), lag in self.consumer.lag().items():
+            self.metrics.consumer_lag_records.labels(self.name, str(partition)).set(lag)
+            last = self._last_timestamp_ms.get((topic, partition))
+            if lag and last:
+                # The next unprocessed record was written after the last processed one:
+                # this bounds how far behind the consumer is.
+                oldest = max(oldest, (now_ms - last) / 1000)
+        self.metrics.consumer_lag_seconds.labels(self.name).set(oldest)
+
+    # -- blocked shops ------------------------------------------------------------------------
+
+    def _block(self, shop_id: int, reason: str, exc: BaseException | None = None) -> None:
+        if shop_id not in self._blocked:
+            log.error(
+                "%s: shop %d is blocked (%s); parking its records until it can be served: %s",
+                self.name,
+                shop_id,
+                reason,
+                exc,
+            )
+        self._blocked[shop_id] = (self.clock() + self.config.blocked_retry, reason)
+        self.metrics.shop_blocked.labels(self.name, str(shop_id), reason).set(1)
+
+    def _park(self, shop_id: int, reason: str, record: ConsumedRecord) -> None:
+        self.parked.park(shop_id, reason, [record], int(self.clock()))
+        self.metrics.records_consumed.labels(record.topic, self.name, "parked").inc()
+
+    def _unpark_due(self) -> None:
+        now = self.clock()
+        if now >= self._next_parked_scan:
+            self._next_parked_scan = now + self.config.parked_scan_interval
+            for shop_id, reason in self.parked.shops().items():
+                # Parked before a restart, or by another replica: try at once.
+                self._blocked.setdefault(shop_id, (now, reason))
+            self.metrics.consumer_parked_records.labels(self.name).set(self.parked.count())
+        for shop_id, (until, reason) in list(self._blocked.items()):
+            if now >= until:
+                self._drain(shop_id, reason)
+
+    def _drain(self, shop_id: int, reason: str) -> None:
+        """Handle the shop's parked records in order; the shop resumes when none is left,
+        and stays blocked when one is still refused."""
+        while True:
+            rows = self.parked.take(shop_id)
+            if not rows:
+                del self._blocked[shop_id]
+                self.metrics.shop_blocked.labels(self.name, str(shop_id), reason).set(0)
+                log.info("%s: shop %d can be served again (was %s)", self.name, shop_id, reason)
+                return
+            for row in rows:
+                pending: list[Future[Placed]] = []
+                event = self._decode(row.record)
+                try:
+                    if isinstance(event, OrderEvent):
+                        self._handle_parked(Delivery(row.record, event), pending)
+                    else:
+                        self._dead_letter(row.record, event, pending)
+                except Exception as exc:
+                    if kind_of(exc) != "blocked":
+                        raise
+                    self._block(shop_id, blocked_reason(exc), exc)
+                    return
+                wait_all(pending, time.monotonic() + 30.0, what="dead letters")
+                self.parked.delete([row.id])
+                self._publish_needed = True
+
+    def _handle_parked(self, delivery: Delivery, pending: list[Future[Placed]]) -> None:
+        try:
+            (outcome,) = self.handler.handle([delivery])
+        except Exception as exc:
+            if kind_of(exc) != "poison":
+                raise
+            self._dead_letter(delivery.record, f"{type(exc).__name__}: {exc}", pending)
+            return
+        self.breaker.record(False)
+        self.metrics.records_consumed.labels(delivery.record.topic, self.name, outcome).inc()
