@@ -36,10 +36,10 @@ from consumers.decisions import (
     cancel_decision,
     has_tracking_number,
 )
-from consumers.erp.ledger import Phase, Shortage, phase_of
+from consumers.erp.ledger import Shortage
 from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.snapshot import OrderSnapshot
-from consumers.erp.store import ErpStore
+from consumers.erp.store import CANCEL_ORDER_KIND, ErpStore
 from consumers.runtime import Delivery
 from consumers.shopee_calls import CallSpec, OnceCaller
 from orderflow.metrics import Metrics
@@ -50,7 +50,7 @@ from shopee.models import BuyerCancellationOperation, CancelItem, CancelReason
 log = logging.getLogger(__name__)
 
 CONSUMER_NAME = "auto-cancel"
-CANCEL_KIND = "cancel_order"
+CANCEL_KIND = CANCEL_ORDER_KIND
 BUYER_KIND = "buyer_cancellation"
 
 
@@ -90,13 +90,10 @@ class AutoCancel:
             )
         if event.status == "IN_CANCEL":
             changed |= self._answer_buyer(event)
-        snapshot = OrderSnapshot.from_event(event)
-        if cancel is not None and phase_of(event.status) is Phase.OPEN:
-            # Being cancelled for want of stock: it must not take stock meanwhile.
-            return "applied" if changed else "unchanged"
         now = self.clock()
+        # An order being cancelled for want of stock takes none meanwhile (the store knows).
         result = self.store.apply_ledger(
-            snapshot,
+            OrderSnapshot.from_event(event),
             int(now),
             actions=lambda r: ledger_actions(event, r, consumer=self.name, now=now),
         )

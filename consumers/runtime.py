@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,7 +45,6 @@ from consumers.parking import ParkedRecords
 from orderflow.failures import Blocked, kind_of
 from orderflow.kafka import (
     ConsumedRecord,
-    Consumer,
     KafkaUnavailable,
     Placed,
     next_offsets,
@@ -80,6 +79,23 @@ class Handler(Protocol):
         ...
 
 
+class RecordSource(Protocol):
+    """What the runtime needs of a group member (``orderflow.kafka.Consumer``; tests use an
+    in-memory twin)."""
+
+    def poll(
+        self, timeout: float = 1.0, max_records: int | None = None
+    ) -> list[ConsumedRecord]: ...
+
+    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+    def seek(self, topic: str, partition: int, offset: int) -> None: ...
+
+    def assignment(self) -> set[tuple[str, int]]: ...
+
+    def lag(self) -> dict[tuple[str, int], int]: ...
+
+
 class BreakerOpen(Exception):
     """Too many recent records were poison: stop instead of draining the topic into the DLQ."""
 
@@ -106,7 +122,7 @@ def blocked_reason(exc: BaseException) -> str:
 @dataclass
 class ConsumerRuntime:
     handler: Handler
-    consumer: Consumer
+    consumer: RecordSource
     codec: AvroCodec[OrderEvent]
     dead_letters: DeadLetters
     parked: ParkedRecords

@@ -70,12 +70,15 @@ class OnceCaller:
         *,
         consumer: str,
         clock: Callable[[], float] = time.time,
+        in_flight_seconds: float = 30.0,
     ) -> None:
         self._outbox = outbox
         self._actions = actions
         self._client = client
         self._consumer = consumer
         self._clock = clock
+        # Longer than one non-idempotent call may take (it is sent once, 10 s timeout).
+        self._in_flight_seconds = in_flight_seconds
 
     def finish(self, event: OrderEvent, spec: CallSpec) -> CallResult | None:
         """Drive the call claimed for ``event``'s order to its end; None when it had already
@@ -119,7 +122,11 @@ class OnceCaller:
     def _read_back(self, event: OrderEvent, spec: CallSpec, call: OutboxCall) -> CallResult:
         shop_id, order_sn = event.shop_id, event.order_sn
         if call.state == "sent":
-            # The process stopped between sending and hearing back.
+            if self._clock() - call.updated_at < self._in_flight_seconds:
+                # Another replica may be waiting for Shopee's answer right now (records of
+                # an order move between replicas on a rebalance): let it finish.
+                raise Transient(f"{spec.kind} of {order_sn} is in flight elsewhere")
+            # The process that sent it stopped before hearing back.
             self._outbox.move(
                 shop_id, order_sn, spec.kind, "unknown", int(self._clock()), error="no answer kept"
             )

@@ -45,6 +45,7 @@ class OutboxCall:
     payload: str
     attempts: int
     last_error: str | None
+    updated_at: int = 0
 
 
 class Outbox:
@@ -185,6 +186,7 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
         str(row.payload),
         int(row.attempts),
         row.last_error,
+        int(row.updated_at),
     )
 
 

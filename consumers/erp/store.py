@@ -40,6 +40,7 @@ from consumers.erp.tables import (
     erp_order_lines,
     erp_orders,
     erp_stock,
+    shopee_outbox,
     stock_adjustments,
     stock_ledger,
 )
@@ -51,6 +52,8 @@ ModelKey = tuple[int, int]
 
 # Namespace of the per-order advisory locks (the other key is a hash of the order).
 _ORDER_LOCK_NAMESPACE = 0x4552
+# The outbox kind of an OUT_OF_STOCK cancellation (consumers.auto_cancel makes the call).
+CANCEL_ORDER_KIND = "cancel_order"
 # Unique violation, deadlock, serialisation failure: a racer got there first; try again.
 _RETRY_SQLSTATES = frozenset({"23505", "40P01", "40001"})
 
@@ -231,6 +234,10 @@ class ErpStore:
         quantities = snapshot.quantities()
         held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
         planned = plan_transitions(snapshot.status, quantities, held)
+        if any(t.after is LineState.RESERVED for t in planned) and self._cancelling(conn, snapshot):
+            # Being cancelled for want of stock: stock that came back since must not be
+            # taken by the order that is going away (whichever consumer sees it next).
+            planned = [t for t in planned if t.after is not LineState.RESERVED]
         if not planned:
             return LedgerResult()
         levels = self._lock_stock(conn, sorted({(t.item_id, t.model_id) for t in planned}), now)
@@ -271,6 +278,19 @@ class ErpStore:
                 )
             )
         return LedgerResult(planned, short)
+
+    def _cancelling(self, conn: sa.Connection, snapshot: OrderSnapshot) -> bool:
+        c = shopee_outbox.c
+        return (
+            conn.execute(
+                sa.select(c.id).where(
+                    c.shop_id == snapshot.shop_id,
+                    c.order_sn == snapshot.order_sn,
+                    c.kind == CANCEL_ORDER_KIND,
+                )
+            ).first()
+            is not None
+        )
 
     def _held(self, conn: sa.Connection, shop_id: int, order_sn: str) -> dict[ModelKey, Holding]:
         c = stock_ledger.c
