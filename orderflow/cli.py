@@ -41,6 +41,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "consumers.cli:consume",
         "Run a consumer of the orders topic: erp-sync, stock-restore or auto-cancel.",
     ),
+    "migrate": ("orderflow.db:migrate_command", "Apply the database migrations."),
     "stock": ("consumers.erp.cli:stock", "Set, import and show ERP stock per item model."),
     "erp": ("consumers.erp.cli:erp", "Show the orders and lines in the ERP store."),
 }

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -110,3 +111,19 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
             conn.rollback()
             raise
         conn.commit()
+
+
+@click.command("migrate")
+def migrate_command() -> None:
+    """Bring the database at ORDERFLOW_DATABASE_URL to the newest schema (every process also
+    does this when it starts; run it on its own before a rolling upgrade)."""
+    from orderflow.settings import load_settings
+
+    engine = create_engine(load_settings().database_url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+    click.echo(f"database schema at revision {revision}")

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from orderflow.cli import _COMMANDS, cli
+
+_VERSIONS = Path(__file__).parents[3] / "orderflow" / "migrations" / "versions"
 
 
 def test_help_lists_every_command() -> None:
@@ -44,3 +47,15 @@ def test_a_configuration_error_is_one_clear_line(clean_env: pytest.MonkeyPatch) 
     assert done.returncode == 2
     assert "configuration error" in done.stderr and "ORDERFLOW_TOPIC_PARTITIONS" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_migrate_brings_an_empty_database_to_the_newest_revision(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv("ORDERFLOW_DATABASE_URL", f"sqlite:///{tmp_path}/new.db")
+    first = CliRunner().invoke(cli, ["migrate"])
+    again = CliRunner().invoke(cli, ["migrate"])
+    assert first.exit_code == 0, first.output
+    newest = sorted(p.stem.split("_")[0] for p in _VERSIONS.glob("0*.py"))[-1]
+    assert first.output.strip() == f"database schema at revision {newest}"
+    assert again.output == first.output
