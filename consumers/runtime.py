@@ -47,7 +47,6 @@ from orderflow.kafka import (
     ConsumedRecord,
     KafkaUnavailable,
     Placed,
-    next_offsets,
     wait_all,
 )
 from orderflow.metrics import Metrics
@@ -222,14 +221,14 @@ class ConsumerRuntime:
         except BaseException as exc:
             # Keep what finished; whatever failed (and what follows it) is read again.
             try:
-                self._commit(done, pending)
+                self._commit(records, done, pending)
             except KafkaUnavailable as commit_failure:
                 log.warning("%s: could not commit finished records: %s", self.name, commit_failure)
-            else:
-                if kind_of(exc) == "transient":
-                    self._rewind(records, done)
+            # Even when that commit failed: else the unfinished records would be skipped.
+            if kind_of(exc) == "transient":
+                self._rewind(records, done)
             raise
-        self._commit(done, pending)
+        self._commit(records, done, pending)
         self.metrics.consumer_processing_seconds.labels(self.name).observe(
             time.monotonic() - started
         )
@@ -247,7 +246,7 @@ class ConsumerRuntime:
             for record, event in decoded
             if isinstance(event, OrderEvent) and event.shop_id not in self._blocked
         ]
-        if len(clean) == len(records):
+        if clean:
             try:
                 outcomes = self.handler.handle(clean)
             except Exception as exc:
@@ -255,9 +254,13 @@ class ConsumerRuntime:
                     raise
                 log.info("%s: batch failed (%s); handling its records one by one", self.name, exc)
             else:
+                # The rest are poison or belong to blocked shops: neither shares an order
+                # with the records just handled, so handling them after keeps each order's
+                # records in order.
                 for delivery, outcome in zip(clean, outcomes, strict=True):
                     self._finished(delivery.record, outcome, done)
-                return
+                handled = {id(d.record) for d in clean}
+                decoded = [(r, e) for r, e in decoded if id(r) not in handled]
         for record, event in decoded:
             if not isinstance(event, OrderEvent):
                 self._dead_letter(record, event, pending)
@@ -324,10 +327,19 @@ class ConsumerRuntime:
         self.breaker.record(True)
         self.metrics.records_consumed.labels(record.topic, self.name, "dead_letter").inc()
 
-    def _commit(self, done: Sequence[ConsumedRecord], pending: Sequence[Future[Placed]]) -> None:
+    def _commit(
+        self,
+        records: Sequence[ConsumedRecord],
+        done: Sequence[ConsumedRecord],
+        pending: Sequence[Future[Placed]],
+    ) -> None:
+        """Commit, per partition, up to the first record of ``records`` not ``done``: records
+        finish out of offset order (a batch first, then poison and parked ones), and a
+        committed offset must never pass one that did not finish."""
         wait_all(pending, time.monotonic() + 30.0, what="dead letters")
         owned = self.consumer.assignment()
-        for tp, offset in next_offsets(done).items():
+        finished = {(r.topic, r.partition, r.offset) for r in done}
+        for tp, offset in _finished_prefix(records, finished).items():
             if tp in owned:
                 self._uncommitted[tp] = offset
         for record in done:
@@ -375,6 +387,11 @@ class ConsumerRuntime:
                 reason,
                 exc,
             )
+        elif self._blocked[shop_id][1] != reason:
+            # Blocked for another reason now: the old reason's alert must not stay up.
+            self.metrics.shop_blocked.labels(
+                self.name, str(shop_id), self._blocked[shop_id][1]
+            ).set(0)
         self._blocked[shop_id] = (self.clock() + self.config.blocked_retry, reason)
         self.metrics.shop_blocked.labels(self.name, str(shop_id), reason).set(1)
 
@@ -413,7 +430,14 @@ class ConsumerRuntime:
                     else:
                         self._dead_letter(row.record, event, pending)
                 except Exception as exc:
-                    if kind_of(exc) != "blocked":
+                    kind = kind_of(exc)
+                    if kind == "transient":
+                        # Try this shop again soon; the other shops' records keep flowing.
+                        retry = min(self.config.blocked_retry, self.config.backoff_max)
+                        self._blocked[shop_id] = (self.clock() + retry, reason)
+                        log.warning("%s: shop %d's parked records: %s", self.name, shop_id, exc)
+                        return
+                    if kind != "blocked":
                         raise
                     self._block(shop_id, blocked_reason(exc), exc)
                     return
@@ -431,3 +455,20 @@ class ConsumerRuntime:
             return
         self.breaker.record(False)
         self.metrics.records_consumed.labels(delivery.record.topic, self.name, outcome).inc()
+
+
+def _finished_prefix(
+    records: Sequence[ConsumedRecord], finished: set[tuple[str, int, int]]
+) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the longest run of finished records from the start
+    of ``records`` (partitions with none finished are left out)."""
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for record in records:
+        by_partition.setdefault((record.topic, record.partition), []).append(record.offset)
+    prefix: dict[tuple[str, int], int] = {}
+    for (topic, partition), offsets in by_partition.items():
+        for offset in sorted(offsets):
+            if (topic, partition, offset) not in finished:
+                break
+            prefix[(topic, partition)] = offset + 1
+    return prefix
