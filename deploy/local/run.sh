@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
-# `make run`: the whole ingest pipeline on the local stack, against the Shopee sandbox.
+# `make run`: the whole pipeline on the local stack, against the Shopee sandbox: ingest, and
+# the three consumers acting on an ERP stock that is short for some models.
 #
-#   1. the local stack (Kafka, schema registry, PostgreSQL) and `orderflow topics`;
+#   1. the local stack (Kafka, schema registry, PostgreSQL), `orderflow topics`, and the
+#      run's own database: `orderflow_run` on the stack's PostgreSQL (RUN_DIR/orderflow.db
+#      without one), dropped and created empty at every start. Tokens, poller watermarks,
+#      the ERP's orders, stock, ledger and outbox all belong to one sandbox, and each run's
+#      sandbox is new. It is kept after the run for `orderflow erp show` / `stock show`;
 #   2. the Shopee sandbox with SHOPS shops, its own push key, and (FAULTS) lossy pushes;
-#   3. every shop authorised through the real code exchange (`orderflow auth exchange`);
-#   4. `orderflow webhook`, `orderflow poller` and `orderflow enricher`, logging to RUN_DIR;
-#      then the sandbox's callback URL is registered (with Shopee's verification push) and
-#      RATE new orders per second start flowing. The enricher starts at the end of the
-#      notices topic: what an earlier run left there names orders of a sandbox that is gone;
-#   5. every INTERVAL seconds, plain lines read from the sandbox and the processes' /metrics
-#      and /readyz: orders by status, pushes, notices by source, events emitted, API calls;
-#   6. Ctrl-C (or ROUNDS=N rounds) sends every process one SIGTERM, waits for them to drain,
+#   3. the ERP stock, seeded from the sandbox's catalogue (GET /sandbox/items) with
+#      `orderflow stock import RUN_DIR/erp-stock.csv`: most models plentiful, a share SHORT of
+#      them with 0-3 on hand, so that auto-cancel cancels orders it cannot cover;
+#   4. every shop authorised through the real code exchange (`orderflow auth exchange`);
+#   5. `orderflow webhook`, `poller`, `enricher` and `consume erp-sync`, `consume
+#      stock-restore`, `consume auto-cancel`, logging to RUN_DIR; then the sandbox's callback
+#      URL is registered (with Shopee's verification push) and RATE new orders per second
+#      start flowing. The consumers (in groups of this run's own) and the enricher (when no
+#      other enricher holds its group) start at the end of what earlier runs left on the
+#      shared topics: those records name orders of sandboxes that are gone;
+#   6. every INTERVAL seconds, plain lines read from the sandbox, the processes' /metrics and
+#      /readyz and the run's database: orders by status, pushes, notices by source, events
+#      emitted, API calls, ERP orders and stock, reservations, restocks, auto-cancels,
+#      buyer-cancellation answers, consumer lag and dead letters, and each process's health;
+#   7. Ctrl-C (or ROUNDS=N rounds) sends every process one SIGTERM, waits for them to drain,
 #      prints a summary and leaves the stack up (`make down` stops it).
 #
 # Settings (environment or make variables, e.g. `make run RATE=5 FAULTS=1`):
 #   RATE (2) new orders/s over all shops; SHOPS (2); FAULTS (0): 1 = 30% of pushes dropped
 #   (Shopee keeps them for get_lost_push_message), 10% duplicated, reordered by up to 2 s;
 #   or a spec such as "drop=0.5,dup=0.2,reorder=3,silent=1,errors=0.05,latency=50" or a JSON
-#   object for PATCH /sandbox/faults. ROUNDS (0 = until Ctrl-C); INTERVAL (5) seconds between
-#   status blocks; SEED (a new one per run, so order numbers never repeat across runs);
-#   TIME_FACTOR (0.01: Shopee's minutes become seconds); SHOP_ID (100001, the first shop id);
-#   ports SANDBOX_PORT (8181), WEBHOOK_PORT (8080), POLLER_METRICS_PORT (9401),
-#   ENRICHER_METRICS_PORT (9402); STACK_DIR and the stack's own ports as for stack.sh.
-#   Other ORDERFLOW_* variables in the environment reach the processes (e.g. LOG_LEVEL, or
-#   POLLER_INTERVAL_SECONDS instead of this script's 5).
+#   object for PATCH /sandbox/faults. SHORT (0.25): the share of models whose ERP stock is
+#   short (0 to 3 on hand; the others 100000); 0 = no auto-cancels. ROUNDS (0 = until Ctrl-C);
+#   INTERVAL (5) seconds between status blocks; SEED (a new one per run, so order numbers
+#   never repeat across runs; it also picks the short models); TIME_FACTOR (0.01: Shopee's
+#   minutes become seconds); SHOP_ID (100001, the first shop id); ports SANDBOX_PORT (8181),
+#   WEBHOOK_PORT (8080), POLLER_METRICS_PORT (9401), ENRICHER_METRICS_PORT (9402),
+#   ERP_SYNC_METRICS_PORT (9403), STOCK_RESTORE_METRICS_PORT (9404), AUTO_CANCEL_METRICS_PORT
+#   (9405); STACK_DIR and the stack's own ports as for stack.sh.
+#   Other ORDERFLOW_* variables in the environment reach the processes (e.g. LOG_LEVEL,
+#   POLLER_INTERVAL_SECONDS instead of this script's 5, AUTO_CANCEL_DAILY_BUDGET instead of
+#   this script's 1000, AUTO_CANCEL_DRY_RUN=true); ORDERFLOW_DATABASE_URL does not: the run
+#   always has a database of its own.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -38,6 +55,7 @@ PIDS_FILE="$RUN_DIR/pids"
 RATE="${RATE:-${TRAFFIC_RATE:-2}}"
 SHOPS="${SHOPS:-2}"
 FAULTS="${FAULTS:-0}"
+SHORT="${SHORT:-0.25}"
 ROUNDS="${ROUNDS:-0}" # 0 = until Ctrl-C
 INTERVAL="${INTERVAL:-5}"
 SEED="${SEED:-$(date +%s)}"
@@ -47,15 +65,22 @@ SANDBOX_PORT="${SANDBOX_PORT:-8181}"
 WEBHOOK_PORT="${WEBHOOK_PORT:-8080}"
 POLLER_METRICS_PORT="${POLLER_METRICS_PORT:-9401}"
 ENRICHER_METRICS_PORT="${ENRICHER_METRICS_PORT:-9402}"
+ERP_SYNC_METRICS_PORT="${ERP_SYNC_METRICS_PORT:-9403}"
+STOCK_RESTORE_METRICS_PORT="${STOCK_RESTORE_METRICS_PORT:-9404}"
+AUTO_CANCEL_METRICS_PORT="${AUTO_CANCEL_METRICS_PORT:-9405}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 
 SANDBOX_URL="http://127.0.0.1:${SANDBOX_PORT}"
-PIPELINE=(webhook poller enricher)
+CONSUMERS=(erp-sync stock-restore auto-cancel)
+PIPELINE=(webhook poller enricher "${CONSUMERS[@]}")
 declare -A PID_OF=() EXIT_OF=() URL_OF=(
   [webhook]="http://127.0.0.1:${WEBHOOK_PORT}"
   [poller]="http://127.0.0.1:${POLLER_METRICS_PORT}"
   [enricher]="http://127.0.0.1:${ENRICHER_METRICS_PORT}"
+  [erp-sync]="http://127.0.0.1:${ERP_SYNC_METRICS_PORT}"
+  [stock-restore]="http://127.0.0.1:${STOCK_RESTORE_METRICS_PORT}"
+  [auto-cancel]="http://127.0.0.1:${AUTO_CANCEL_METRICS_PORT}"
   [sandbox]="$SANDBOX_URL"
 )
 
@@ -63,17 +88,19 @@ say() { printf '\n== %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$BIN/orderflow" ]] || die "no $BIN/orderflow; run \`make run\` (it runs \`make setup\` first)."
-for number in RATE SHOPS ROUNDS INTERVAL TIME_FACTOR; do
+for number in RATE SHOPS ROUNDS INTERVAL TIME_FACTOR SHORT; do
   [[ "${!number}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$number must be a number, not '${!number}'"
 done
+awk -v s="$SHORT" 'BEGIN { exit !(s <= 1) }' || die "SHORT is a share of the models, from 0 to 1, not '$SHORT'"
 [[ "$SHOPS" =~ ^[1-9][0-9]*$ ]] || die "SHOPS must be a whole number of at least 1, not '$SHOPS'"
 [[ "$ROUNDS" =~ ^[0-9]+$ ]] || die "ROUNDS must be a whole number, not '$ROUNDS'"
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "SEED must be a whole number, not '$SEED'"
 # RATE goes into a JSON body as it is, and JSON refuses a leading zero such as "02".
 RATE="$(awk -v r="$RATE" 'BEGIN { print r + 0 }')"
 
-# The status lines, the summary and FAULTS parsing: Python from the venv, standard library
-# plus prometheus_client's exposition parser, so nothing beyond `make setup` is needed.
+# The status lines, the summary, FAULTS parsing and the run's set-up steps (database, ERP
+# stock file, consumer groups): Python from the venv, standard library plus what orderflow
+# itself depends on, so nothing beyond `make setup` is needed.
 helper() {
   "$BIN/python" - "$@" <<'PY'
 import signal
@@ -83,7 +110,10 @@ import signal
 if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+import contextlib
 import json
+import os
+import random
 import sys
 import urllib.error
 import urllib.request
@@ -95,6 +125,12 @@ LIFECYCLE = ["UNPAID", "READY_TO_SHIP", "PROCESSED", "RETRY_SHIP", "SHIPPED",
              "TO_CONFIRM_RECEIVE", "IN_CANCEL", "CANCELLED", "TO_RETURN", "COMPLETED"]
 DEFAULT_FAULTS = {"push_drop_rate": 0.3, "push_duplicate_rate": 0.1,
                   "push_reorder_max_delay_seconds": 2.0}
+CONSUMERS = ["erp-sync", "stock-restore", "auto-cancel"]
+# Plenty for hours of traffic: shipped orders take their units off hand for good.
+PLENTIFUL = 100_000
+# One name, dropped and created again by every run: the last run's ERP stays to be looked at,
+# and runs do not pile databases up on the stack's PostgreSQL.
+RUN_DATABASE = "orderflow_run"
 ALIASES = {"drop": "push_drop_rate", "dup": "push_duplicate_rate",
            "duplicate": "push_duplicate_rate", "reorder": "push_reorder_max_delay_seconds",
            "latency": "latency_ms", "jitter": "latency_jitter_ms",
@@ -182,6 +218,15 @@ def by(samples, name, label):
     return counts
 
 
+def counted(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def gauges(samples, name, label):
+    return {labels.get(label, ""): value for sample_name, labels, value in samples
+            if sample_name == name}
+
+
 def listed(counts, order=()):
     keys = [k for k in order if counts.get(k)] + sorted(k for k in counts if k not in order and counts[k])
     return ", ".join(f"{k} {counts[k]}" for k in keys) or "none yet"
@@ -191,7 +236,116 @@ def short_api(api):
     return api.rstrip("/").replace(".", "/").rsplit("/", 1)[-1]
 
 
+def erp_state():
+    """What the run's ERP holds now: orders, models, units reserved, models with none
+    available; None while its database does not answer."""
+    import sqlalchemy as sa
+
+    from consumers.erp.tables import erp_orders, erp_stock
+    from orderflow.db import create_engine
+    from orderflow.settings import load_settings
+
+    engine = create_engine(load_settings().database_url)
+    try:
+        with engine.connect() as conn:
+            orders = conn.execute(sa.select(sa.func.count()).select_from(erp_orders)).scalar_one()
+            empty = sa.case((erp_stock.c.on_hand - erp_stock.c.reserved <= 0, 1), else_=0)
+            models, reserved, none_left = conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(erp_stock.c.reserved), 0),
+                          sa.func.coalesce(sa.func.sum(empty), 0))
+            ).one()
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return {"orders": int(orders), "models": int(models), "reserved": int(reserved),
+            "none_left": int(none_left)}
+
+
+def consumer_report(sandbox, samples, erp):
+    """The consumers' status lines and summary lines: ``erp`` (what the run's ERP holds),
+    what the consumers did from their /metrics, what Shopee was asked from the sandbox's
+    call log."""
+    code, text = get(sandbox + "/sandbox/calls/counts")
+    calls = json.loads(text) if code == 200 else {}
+    sandbox_cancels = calls.get("order.cancel_order", 0)
+    sandbox_answers = calls.get("order.handle_buyer_cancellation", 0)
+    actions = Counter()
+    for name, labels, value in samples:
+        if name == "orderflow_order_actions_total":
+            actions[labels.get("kind", ""), labels.get("outcome", "")] += int(value)
+
+    def outcomes(kind):
+        return Counter({outcome: n for (k, outcome), n in actions.items() if k == kind})
+
+    upserts = sum(outcomes("erp_upsert").values())
+    # Either consumer moves an order's lines through the ledger, whichever sees it first.
+    reserves, restocks, deducts = (
+        sum(outcomes(kind).values()) for kind in ("stock_reserve", "stock_restore", "stock_deduct")
+    )
+    cancels, answers = outcomes("cancel_order"), outcomes("buyer_cancellation")
+    decisions = by(samples, "orderflow_auto_cancel_decisions_total", "decision")
+    unapplied = Counter({k: v for k, v in cancels.items() if k in ("rejected", "failed")})
+    records = by(samples, "orderflow_records_consumed_total", "consumer")
+    dead = by(samples, "orderflow_dead_letters_total", "consumer")
+    lag = gauges(samples, "orderflow_consumer_lag_seconds", "consumer")
+    parked = Counter({k: int(v) for k, v in
+                      gauges(samples, "orderflow_consumer_parked_records", "consumer").items() if v})
+
+    if erp is None:
+        erp_text = "the run's database does not answer"
+        erp_summary = erp_text
+    else:
+        erp_text = (f"{counted(erp['orders'], 'order')} synced ({counted(upserts, 'upsert')} by "
+                    f"erp-sync); stock of {counted(erp['models'], 'model')}: "
+                    f"{counted(erp['reserved'], 'unit')} reserved, {erp['none_left']} with none "
+                    "available")
+        erp_summary = (f"{counted(erp['orders'], 'order')} synced; "
+                       f"{counted(erp['reserved'], 'unit')} reserved over "
+                       f"{counted(erp['models'], 'model')}, {erp['none_left']} with none available")
+    stock_text = (f"{counted(reserves, 'reservation')}, {counted(restocks, 'restock')} of "
+                  f"cancelled orders, {counted(deducts, 'deduction')} of shipped ones")
+    cancel_text = (
+        f"{counted(cancels['applied'], 'order')} cancelled as OUT_OF_STOCK (the sandbox "
+        f"answered {counted(sandbox_cancels, 'cancel_order call')}); short orders decided: "
+        f"{listed(decisions, ['cancel', 'dry_run', 'over_budget'])}"
+        + (f"; not applied: {listed(unapplied)}" if unapplied else "")
+    )
+    answer_text = (
+        f"{counted(answers['applied'], 'cancellation request')} answered (the sandbox "
+        f"answered {counted(sandbox_answers, 'handle_buyer_cancellation call')})"
+        + (f"; not applied: {listed(Counter({k: v for k, v in answers.items() if k != 'applied'}))}"
+           if set(answers) - {"applied"} else "")
+    )
+    per_consumer = "; ".join(
+        f"{name} {counted(records.get(name, 0), 'record')}"
+        + (f", lag {lag[name]:.1f} s" if name in lag else "")
+        for name in CONSUMERS
+    )
+    dead_text = f"dead letters: {listed(dead, CONSUMERS)}"
+    if parked:
+        dead_text += f"; parked (blocked shops): {listed(parked, CONSUMERS)}"
+    lines = [
+        f"erp       {erp_text}",
+        f"stock     {stock_text}",
+        f"cancels   {cancel_text}",
+        f"buyers    {answer_text}",
+        f"consumers {per_consumer}; {dead_text}",
+    ]
+    summary = [
+        f"ERP: {erp_summary}",
+        f"stock: {stock_text}",
+        f"auto-cancels: {cancel_text}",
+        f"buyers: {answer_text}",
+        f"consumers: {per_consumer}; {dead_text}",
+    ]
+    return lines, summary
+
+
 def report(sandbox, processes):
+    # The database first: its modules take a moment to load, and the numbers of one block
+    # should be read as close together as they can.
+    erp = erp_state()
     health, samples, state = collect(sandbox, processes)
     lines = []
     if state is not None:
@@ -230,6 +384,8 @@ def report(sandbox, processes):
     lines.append(
         f"shopee    {sum(calls.values())} API calls: {listed(calls)}; not ok: {problems}"
     )
+    consumer_lines, consumer_summary = consumer_report(sandbox, samples, erp)
+    lines.extend(consumer_lines)
     health_line = "health    " + ", ".join(f"{n} {h}" for n, h in health.items())
     blocked = sorted(
         f"{labels.get('shop_id')} ({labels.get('reason')}, {labels.get('process')})"
@@ -237,7 +393,7 @@ def report(sandbox, processes):
         if name == "orderflow_shop_blocked" and value == 1
     )
     if blocked:
-        # e.g. a shop an earlier run authorised that this sandbox does not have
+        # e.g. a shop whose authorisation is gone, or whose API quota is spent
         health_line += "; shops set aside: " + ", ".join(blocked)
     lines.append(health_line)
     summary = []
@@ -251,7 +407,34 @@ def report(sandbox, processes):
     summary.append(
         f"events emitted: {sum(events.values())} ({listed(events, sources)}); " + found
     )
+    summary.extend(consumer_summary)
     return lines, summary
+
+
+def skip_to_end(topic, groups):
+    """Commit each of ``groups``' offsets at the current end of ``topic``; per group, how
+    many records that skipped. A group with live members refuses (KafkaError)."""
+    from kafka import KafkaConsumer
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    from orderflow.kafka import client_config
+    from orderflow.settings import load_settings
+
+    settings = load_settings()
+    skipped = {}
+    for group in groups:
+        consumer = KafkaConsumer(**client_config(settings), group_id=group, enable_auto_commit=False)
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            ends = consumer.end_offsets(partitions)
+            skipped[group] = sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
+            consumer.commit({
+                tp: OffsetAndMetadata(offset=ends[tp], metadata="", leader_epoch=-1)
+                for tp in partitions
+            })
+        finally:
+            consumer.close()
+    return skipped
 
 
 def skip_old_notices():
@@ -259,30 +442,95 @@ def skip_old_notices():
     earlier run left unenriched (it was killed, or they arrived during its drain) name orders
     of that run's sandbox, which this one never had; and a group Kafka has forgotten would
     otherwise start at the earliest notice of every run before."""
-    from kafka import KafkaConsumer
     from kafka.errors import KafkaError
-    from kafka.structs import OffsetAndMetadata, TopicPartition
 
-    from orderflow.kafka import client_config
     from orderflow.settings import load_settings
 
     settings = load_settings()
-    topic, group = settings.topic_notices, settings.enricher_group_id
-    consumer = KafkaConsumer(**client_config(settings), group_id=group, enable_auto_commit=False)
+    group = settings.enricher_group_id
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions)
-        left = sum(ends[tp] - (consumer.committed(tp) or 0) for tp in partitions)
-        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+        left = skip_to_end(settings.topic_notices, [group])[group]
     except KafkaError as exc:
         # A group with live members (an enricher outside this script) refuses the commit.
         print(f"enricher group {group} left where it was ({exc})")
         return
-    finally:
-        consumer.close()
     if left:
         print(f"skipped {left} notices an earlier run left unenriched: their orders were in "
               "that run's sandbox")
+
+
+def skip_old_orders():
+    """Commit this run's consumer groups at the end of the orders topic, before anything of
+    this run reaches it. The topic is shared by every run; the events on it so far are
+    orders of earlier runs' sandboxes, and applied to this run's ERP they would take its
+    stock, and auto-cancel would ask this sandbox to cancel orders it never had."""
+    from kafka.errors import KafkaError
+
+    from orderflow.settings import load_settings
+
+    settings = load_settings()
+    groups = [settings.consumer_group_prefix + name for name in CONSUMERS]
+    try:
+        skipped = skip_to_end(settings.topic_orders, groups)
+    except KafkaError as exc:
+        raise SystemExit(
+            f"run: could not start the consumer groups {', '.join(groups)} at the end of "
+            f"{settings.topic_orders} ({exc}); is a consumer of another run still in them?"
+        ) from None
+    left = max(skipped.values(), default=0)
+    print(f"the consumers (groups {', '.join(groups)}) start at the end of "
+          f"{settings.topic_orders}, past what earlier runs left there ("
+          + (f"{left} offsets, transaction markers included)" if left else "nothing yet)"))
+
+
+def fresh_database(url):
+    """The URL of this run's database, created empty now (an earlier run's is dropped)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+        return url
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from orderflow.db import normalise_url
+
+    server = sa.create_engine(
+        make_url(normalise_url(url)).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with server.connect() as conn:
+            # FORCE: a session still open on the last run's ERP (an `erp show` in another
+            # terminal) must not keep it.
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{RUN_DATABASE}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{RUN_DATABASE}"'))
+    except sa.exc.SQLAlchemyError as exc:
+        raise SystemExit(f"run: could not create the database {RUN_DATABASE}: {exc}") from None
+    finally:
+        server.dispose()
+    return make_url(url).set(database=RUN_DATABASE).render_as_string(hide_password=False)
+
+
+def seed_stock(sandbox, seed, share, path):
+    """Write the ERP stock file (item_id,model_id,on_hand) for every model in the sandbox's
+    catalogue: PLENTIFUL on hand, except a ``share`` of the models, picked by the run's seed,
+    with 0 to 3, so that some orders cannot be covered."""
+    code, text = get(sandbox + "/sandbox/items")
+    if code != 200:
+        raise SystemExit(f"run: the sandbox did not list its items (answer {code})")
+    models = sorted({(item["item_id"], model["model_id"])
+                     for item in json.loads(text) for model in item["models"].values()})
+    count = min(len(models), max(1, round(len(models) * share))) if share > 0 else 0
+    rng = random.Random(f"erp-stock:{seed}")
+    short = {key: rng.randint(0, 3) for key in rng.sample(models, count)}
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("item_id,model_id,on_hand\n")
+        for item_id, model_id in models:
+            out.write(f"{item_id},{model_id},{short.get((item_id, model_id), PLENTIFUL)}\n")
+    listing = ", ".join(f"{item}/{model} {n}" for (item, model), n in sorted(short.items()))
+    print(f"{len(models)} models, {len(models) - count} with {PLENTIFUL} on hand; {count} short"
+          + (f" (item/model on hand): {listing}" if listing else ""))
 
 
 def main(argv):
@@ -293,6 +541,12 @@ def main(argv):
         print(describe_faults(argv[1]))
     elif mode == "skip-old-notices":
         skip_old_notices()
+    elif mode == "skip-old-orders":
+        skip_old_orders()
+    elif mode == "fresh-database":
+        print(fresh_database(argv[1]))
+    elif mode == "seed-stock":
+        seed_stock(argv[1], argv[2], float(argv[3]), argv[4])
     elif mode in ("status", "summary"):
         sandbox = argv[1]
         processes = dict(arg.split("=", 1) for arg in argv[2:])
@@ -418,6 +672,7 @@ on_exit() {
   echo "processes: $(IFS=,; echo "${codes[*]}" | sed 's/,/, /g')$( ((clean)) && echo ' (all stopped cleanly)')"
   [[ -z "$FAILED" ]] || echo "FAILED: $FAILED"
   echo "logs: $RUN_DIR/{$(IFS=,; echo "${!PID_OF[*]}")}.log"
+  echo "the run's ERP stays until the next run: ORDERFLOW_DATABASE_URL=$ORDERFLOW_DATABASE_URL $BIN/orderflow erp show (or stock show)"
   echo "the stack is still up (make down stops it)"
   if [[ -n "$FAILED" || $clean == 0 ]]; then exit 1; fi
   # Stopped on purpose (Ctrl-C, ROUNDS done) with every process clean: success.
@@ -434,7 +689,8 @@ stack_env="$("$STACK" up)" || die "the local stack did not start; see the messag
 eval "$stack_env"
 mkdir -p "$RUN_DIR"
 stop_leftovers
-for port_name in SANDBOX_PORT WEBHOOK_PORT POLLER_METRICS_PORT ENRICHER_METRICS_PORT; do
+for port_name in SANDBOX_PORT WEBHOOK_PORT POLLER_METRICS_PORT ENRICHER_METRICS_PORT \
+  ERP_SYNC_METRICS_PORT STOCK_RESTORE_METRICS_PORT AUTO_CANCEL_METRICS_PORT; do
   port_open "${!port_name}" && die "port ${!port_name} is taken by another process; set $port_name to a free port."
 done
 echo "run $$" >"$PIDS_FILE"
@@ -456,8 +712,25 @@ export ORDERFLOW_POLLER_INTERVAL_SECONDS="${ORDERFLOW_POLLER_INTERVAL_SECONDS:-5
 export ORDERFLOW_POLLER_OVERLAP_SECONDS="${ORDERFLOW_POLLER_OVERLAP_SECONDS:-30}"
 # A poller killed without its drain holds its shop leases this long: keep re-runs quick.
 export ORDERFLOW_POLLER_LEASE_SECONDS="${ORDERFLOW_POLLER_LEASE_SECONDS:-30}"
-# Shops left in the database by earlier runs with more SHOPS do not exist in this sandbox;
-# the poller parks them after one try.
+# The budget counts cancels per real day, while the sandbox's days pass in minutes
+# (TIME_FACTOR): the production default of 20 per shop would be spent within the first
+# minute. Set it low (e.g. 5) to watch the guardrail leave short orders to a person.
+export ORDERFLOW_AUTO_CANCEL_DAILY_BUDGET="${ORDERFLOW_AUTO_CANCEL_DAILY_BUDGET:-1000}"
+# Consumer groups of this run only: they start where skip-old-orders puts them (below), and
+# no consumer of an earlier run, or of anyone else on this stack, shares their partitions.
+export ORDERFLOW_CONSUMER_GROUP_PREFIX="${ORDERFLOW_CONSUMER_GROUP_PREFIX:-orderflow-run-$(date -u +%Y%m%dT%H%M%SZ)-}"
+
+# Everything stored belongs to one sandbox, and this run's sandbox is new: with an earlier
+# run's tokens, watermarks, ERP orders, stock, ledger and outbox, the numbers below would mix
+# two worlds. So the run gets a database of its own (the stack's `orderflow` is left alone).
+if grep -q '^export ORDERFLOW_DATABASE_URL=' <<<"$stack_env"; then
+  base_database="$ORDERFLOW_DATABASE_URL"
+else
+  base_database="sqlite:///$RUN_DIR/orderflow.db"
+fi
+ORDERFLOW_DATABASE_URL="$(helper fresh-database "$base_database")" || die "could not create the run's database"
+export ORDERFLOW_DATABASE_URL
+echo "the run's database, created empty: $ORDERFLOW_DATABASE_URL"
 
 say "creating topics and registering schemas"
 "$BIN/orderflow" topics
@@ -473,6 +746,12 @@ start sandbox "$BIN/orderflow" sandbox --port "$SANDBOX_PORT" "${shop_args[@]}" 
   --push-key "$ORDERFLOW_SHOPEE_PUSH_KEY"
 wait_ready sandbox "$SANDBOX_URL/sandbox/health"
 
+say "seeding the ERP stock from the sandbox's catalogue (SHORT=$SHORT of the models short)"
+# The sandbox's own (marketplace) stock is large; the ERP's is what auto-cancel checks.
+helper seed-stock "$SANDBOX_URL" "$SEED" "$SHORT" "$RUN_DIR/erp-stock.csv" \
+  || die "could not write the ERP stock file from the sandbox's items"
+"$BIN/orderflow" stock import "$RUN_DIR/erp-stock.csv" || die "the ERP stock import failed"
+
 say "authorising every shop through the code exchange"
 exchanges=()
 for id in "${shop_ids[@]}"; do
@@ -486,13 +765,27 @@ for id in "${shop_ids[@]}"; do
 done
 for pid in "${exchanges[@]}"; do wait "$pid" || die "a shop was not authorised; see above"; done
 
-# This sandbox is new, so the enricher starts at the notices written from now on.
+# This sandbox is new, so the enricher starts at the notices written from now on, and the
+# consumers at the events written from now on (nothing of this run is on Kafka yet).
 helper skip-old-notices
+helper skip-old-orders || die "the consumers could not be started after earlier runs' events"
 
 say "starting the webhook (port $WEBHOOK_PORT), the poller (metrics $POLLER_METRICS_PORT) and the enricher (metrics $ENRICHER_METRICS_PORT)"
 start webhook "$BIN/orderflow" webhook
 start poller env ORDERFLOW_METRICS_PORT="$POLLER_METRICS_PORT" "$BIN/orderflow" poller
 start enricher env ORDERFLOW_METRICS_PORT="$ENRICHER_METRICS_PORT" "$BIN/orderflow" enricher
+say "starting the consumers: erp-sync (metrics $ERP_SYNC_METRICS_PORT), stock-restore (metrics $STOCK_RESTORE_METRICS_PORT), auto-cancel (metrics $AUTO_CANCEL_METRICS_PORT)"
+# Where they start was set by skip-old-orders: groups new to this run, committed at the end of
+# what earlier runs left. --from only says where a partition without a committed offset
+# starts, which here none is. It is earliest for all three, auto-cancel included (its default
+# is latest, so that a new group in production does not act on a week of history): past
+# those offsets there is only this run's new sandbox, and none of its orders may be missed.
+start erp-sync env ORDERFLOW_METRICS_PORT="$ERP_SYNC_METRICS_PORT" \
+  "$BIN/orderflow" consume erp-sync --from earliest
+start stock-restore env ORDERFLOW_METRICS_PORT="$STOCK_RESTORE_METRICS_PORT" \
+  "$BIN/orderflow" consume stock-restore --from earliest
+start auto-cancel env ORDERFLOW_METRICS_PORT="$AUTO_CANCEL_METRICS_PORT" \
+  "$BIN/orderflow" consume auto-cancel --from earliest
 for name in "${PIPELINE[@]}"; do wait_ready "$name" "${URL_OF[$name]}/readyz"; done
 echo "all ready; logs in $RUN_DIR"
 
