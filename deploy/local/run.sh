@@ -719,6 +719,8 @@ export ORDERFLOW_AUTO_CANCEL_DAILY_BUDGET="${ORDERFLOW_AUTO_CANCEL_DAILY_BUDGET:
 # Consumer groups of this run only: they start where skip-old-orders puts them (below), and
 # no consumer of an earlier run, or of anyone else on this stack, shares their partitions.
 export ORDERFLOW_CONSUMER_GROUP_PREFIX="${ORDERFLOW_CONSUMER_GROUP_PREFIX:-orderflow-run-$(date -u +%Y%m%dT%H%M%SZ)-}"
+# The enricher's group likewise (skip-old-notices starts it at the end of the notices).
+export ORDERFLOW_ENRICHER_GROUP_ID="${ORDERFLOW_ENRICHER_GROUP_ID:-${ORDERFLOW_CONSUMER_GROUP_PREFIX}enricher}"
 
 # Everything stored belongs to one sandbox, and this run's sandbox is new: with an earlier
 # run's tokens, watermarks, ERP orders, stock, ledger and outbox, the numbers below would mix
