@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from benchmarks import codec, enricher, webhook
+from benchmarks import codec, consumers, enricher, webhook
 from benchmarks.report import Figure
 from benchmarks.stack import running_stack
 
@@ -17,7 +17,7 @@ def main() -> list[Figure]:
     codec.run()
     figures: list[Figure] = []
     with running_stack() as stack:
-        for benchmark in (webhook, enricher):
+        for benchmark in (webhook, enricher, consumers):
             print()
             figures += benchmark.run(stack)
     return figures

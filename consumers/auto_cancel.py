@@ -5,7 +5,7 @@ Per order event, in this order:
 
 1. a cancellation already decided for the order (outbox) is finished first: sent if it was
    never sent, read back if its outcome is unknown — never sent twice. Such an order takes
-   no stock;
+   no stock unless Shopee refused the cancel (then it ships like any other);
 2. a buyer's request (``IN_CANCEL``) is answered with ``handle_buyer_cancellation`` per the
    policy, once per request (the outbox kind carries the request's ``update_time``);
 3. the ledger: a not yet shipped order reserves all its lines or none (atomically, so

@@ -190,16 +190,18 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
     )
 
 
-def insert_actions(conn: sa.Connection, actions: Sequence[OrderAction]) -> int:
+def insert_actions(conn: sa.Connection, actions: Sequence[OrderAction]) -> None:
     """Keep each action once per ``action_id``, inside the caller's transaction (the one that
-    made the effect durable); returns how many were new."""
-    if not actions:
-        return 0
+    made the effect durable)."""
+    if actions:
+        # No RETURNING: the driver can then send the rows as one batch (with RETURNING,
+        # SQLAlchemy builds one large statement per batch for the driver to parse).
+        conn.execute(_insert_once(conn), [_action_row(a) for a in actions])
+
+
+def _insert_once(conn: sa.Connection) -> sa.Insert:
     insert = conflict_insert(conn.dialect.name, order_actions)
-    statement = insert.on_conflict_do_nothing(index_elements=["action_id"]).returning(
-        order_actions.c.id
-    )
-    return len(conn.execute(statement, [_action_row(a) for a in actions]).all())
+    return insert.on_conflict_do_nothing(index_elements=["action_id"])
 
 
 def _action_row(action: OrderAction) -> dict[str, Any]:
@@ -227,7 +229,10 @@ class ActionRecord:
     def record(self, action: OrderAction) -> bool:
         """Keep ``action`` once per ``action_id``; True when it was new."""
         with self._engine.begin() as conn:
-            return insert_actions(conn, [action]) == 1
+            inserted = conn.execute(
+                _insert_once(conn).values(**_action_row(action)).returning(order_actions.c.id)
+            )
+            return len(inserted.all()) == 1
 
     def unpublished(self, consumer: str, limit: int = 500) -> list[tuple[int, OrderAction]]:
         """``consumer``'s actions not yet published, oldest first, with their row ids."""

@@ -44,11 +44,12 @@ from consumers.erp.tables import (
     stock_adjustments,
     stock_ledger,
 )
-from orderflow.db import conflict_insert, upsert, write_transaction
+from orderflow.db import conflict_insert, write_transaction
 from schemas.models import OrderAction
 
 T = TypeVar("T")
 ModelKey = tuple[int, int]
+OrderKey = tuple[int, str]
 
 # Namespace of the per-order advisory locks (the other key is a hash of the order).
 _ORDER_LOCK_NAMESPACE = 0x4552
@@ -114,58 +115,130 @@ class ErpStore:
         """Store a batch in one transaction; per snapshot, whether it was newer and stored.
         ``actions(i)`` describes storing ``snapshots[i]``; it is recorded in the same
         transaction for each snapshot that was stored."""
-        with self._engine.begin() as conn:
-            written = [self._apply_order(conn, snapshot, now) for snapshot in snapshots]
+
+        def work(conn: sa.Connection) -> list[bool]:
+            written = self._apply_orders(conn, snapshots, now)
             if actions is not None:
                 insert_actions(conn, [actions(i) for i, ok in enumerate(written) if ok])
             return written
 
-    def _apply_order(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> bool:
-        written = upsert(
-            conn,
-            erp_orders,
+        return self._in_write_transaction(work)
+
+    def _apply_orders(
+        self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot], now: int
+    ) -> list[bool]:
+        # A few statements per batch, not three per snapshot: on PostgreSQL each statement is
+        # a round trip, and on SQLite building one costs more than running it. What is stored
+        # is read (and locked) first, so deciding in Python decides as the database would.
+        heads = self._order_heads(conn, sorted({(s.shop_id, s.order_sn) for s in snapshots}))
+        written, newest = _in_turn(snapshots, heads)
+        inserted = self._insert_orders(
+            conn, [snapshot for key, snapshot in sorted(newest.items()) if key not in heads], now
+        )
+        raced = {key for key in newest if key not in heads and key not in inserted}
+        if raced:
+            # Another writer stored these orders since they were read (a new order had no row
+            # to lock): decide again against what it stored.
+            heads.update(self._order_heads(conn, sorted(raced)))
+            written, newest = _in_turn(snapshots, heads)
+        o = erp_orders.c
+        updates = [
             {
-                "shop_id": snapshot.shop_id,
-                "order_sn": snapshot.order_sn,
+                "key_shop_id": shop_id,
+                "key_order_sn": order_sn,
                 "status": snapshot.status,
                 "update_time": snapshot.update_time,
                 "synced_at": now,
-            },
-            key=["shop_id", "order_sn"],
-            update=["status", "update_time", "synced_at"],
-            # Newer, or the same second with another status: Shopee's update_time has
-            # one-second resolution and the enricher emits the later of two such changes
-            # after the earlier one (same time and status is a duplicate).
-            where=(erp_orders.c.update_time < snapshot.update_time)
-            | (
-                (erp_orders.c.update_time == snapshot.update_time)
-                & (erp_orders.c.status != snapshot.status)
-            ),
-        )
-        if not written:
-            return False
-        c = erp_order_lines.c
-        conn.execute(
-            sa.delete(erp_order_lines).where(
-                c.shop_id == snapshot.shop_id, c.order_sn == snapshot.order_sn
-            )
-        )
-        if snapshot.lines:
+            }
+            for (shop_id, order_sn), snapshot in sorted(newest.items())
+            if (shop_id, order_sn) not in inserted
+        ]
+        if updates:
             conn.execute(
-                sa.insert(erp_order_lines),
-                [
-                    {
-                        "shop_id": snapshot.shop_id,
-                        "order_sn": snapshot.order_sn,
-                        "line_no": number,
-                        "item_id": line.item_id,
-                        "model_id": line.model_id,
-                        "quantity": line.quantity,
-                    }
-                    for number, line in enumerate(snapshot.lines, start=1)
-                ],
+                sa.update(erp_orders).where(
+                    o.shop_id == sa.bindparam("key_shop_id"),
+                    o.order_sn == sa.bindparam("key_order_sn"),
+                ),
+                updates,
             )
-        return True
+        self._replace_lines(conn, newest)
+        return written
+
+    def _insert_orders(
+        self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot], now: int
+    ) -> set[OrderKey]:
+        """Insert the orders that are not stored yet; the keys of those inserted (one another
+        writer inserted meanwhile is left as it is)."""
+        if not snapshots:
+            return set()
+        o = erp_orders.c
+        statement = (
+            conflict_insert(conn.dialect.name, erp_orders)
+            .on_conflict_do_nothing(index_elements=[o.shop_id, o.order_sn])
+            .returning(o.shop_id, o.order_sn)
+        )
+        rows = conn.execute(
+            statement,
+            [
+                {
+                    "shop_id": s.shop_id,
+                    "order_sn": s.order_sn,
+                    "status": s.status,
+                    "update_time": s.update_time,
+                    "synced_at": now,
+                }
+                for s in snapshots
+            ],
+        )
+        return {(int(row.shop_id), str(row.order_sn)) for row in rows}
+
+    def _replace_lines(self, conn: sa.Connection, newest: dict[OrderKey, OrderSnapshot]) -> None:
+        c = erp_order_lines.c
+        keys = sorted(newest)
+        # Chunks keep the IN list inside every database's parameter limit.
+        for start in range(0, len(keys), 400):
+            conn.execute(
+                sa.delete(erp_order_lines).where(
+                    sa.tuple_(c.shop_id, c.order_sn).in_(keys[start : start + 400])
+                )
+            )
+        lines = [
+            {
+                "shop_id": shop_id,
+                "order_sn": order_sn,
+                "line_no": number,
+                "item_id": line.item_id,
+                "model_id": line.model_id,
+                "quantity": line.quantity,
+            }
+            for shop_id, order_sn in keys
+            for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
+        ]
+        if lines:
+            conn.execute(sa.insert(erp_order_lines), lines)
+
+    def _order_heads(
+        self, conn: sa.Connection, keys: list[OrderKey]
+    ) -> dict[OrderKey, tuple[str, int]]:
+        """The stored ``(status, update_time)`` of the orders in ``keys`` that exist, locked
+        (PostgreSQL) in key order until the transaction ends."""
+        o = erp_orders.c
+        heads: dict[OrderKey, tuple[str, int]] = {}
+        # Chunks keep the IN list inside every database's parameter limit.
+        for start in range(0, len(keys), 400):
+            query = (
+                sa.select(o.shop_id, o.order_sn, o.status, o.update_time)
+                .where(sa.tuple_(o.shop_id, o.order_sn).in_(keys[start : start + 400]))
+                .order_by(o.shop_id, o.order_sn)
+            )
+            if self._postgres:
+                query = query.with_for_update()
+            for row in conn.execute(query):
+                heads[(int(row.shop_id), str(row.order_sn))] = (
+                    str(row.status),
+                    int(row.update_time),
+                )
+        return heads
 
     def orders(self) -> list[OrderSnapshot]:
         """Every stored order with its lines, by shop and order number."""
@@ -287,6 +360,9 @@ class ErpStore:
                     c.shop_id == snapshot.shop_id,
                     c.order_sn == snapshot.order_sn,
                     c.kind == CANCEL_ORDER_KIND,
+                    # A cancel Shopee refused (or that did not happen) leaves the order in
+                    # force: it takes stock like any other.
+                    c.state != "failed",
                 )
             ).first()
             is not None
@@ -418,6 +494,37 @@ class ErpStore:
                 if sqlstate not in _RETRY_SQLSTATES or attempt == self._attempts:
                     raise
         raise AssertionError("unreachable")
+
+
+def _in_turn(
+    snapshots: Sequence[OrderSnapshot], heads: dict[OrderKey, tuple[str, int]]
+) -> tuple[list[bool], dict[OrderKey, OrderSnapshot]]:
+    """Per snapshot, whether it supersedes its order as stored (``heads``) and as left by the
+    batch's earlier snapshots; and per order, the last snapshot that did."""
+    current = dict(heads)
+    written: list[bool] = []
+    newest: dict[OrderKey, OrderSnapshot] = {}
+    for snapshot in snapshots:
+        key = (snapshot.shop_id, snapshot.order_sn)
+        ok = _supersedes(snapshot, current.get(key))
+        if ok:
+            current[key] = (snapshot.status, snapshot.update_time)
+            newest[key] = snapshot
+        written.append(ok)
+    return written, newest
+
+
+def _supersedes(snapshot: OrderSnapshot, head: tuple[str, int] | None) -> bool:
+    """Whether ``snapshot`` replaces the stored ``(status, update_time)``: newer, or the same
+    second with another status. Shopee's update_time has one-second resolution and the
+    enricher emits the later of two such changes after the earlier one (same time and status
+    is a duplicate)."""
+    if head is None:
+        return True
+    status, update_time = head
+    return update_time < snapshot.update_time or (
+        update_time == snapshot.update_time and status != snapshot.status
+    )
 
 
 def _level(row: sa.Row[Any]) -> StockLevel:

@@ -55,6 +55,41 @@ def orders_keep_only_the_newest_snapshot(engine: Engine) -> None:
     assert [(o.shop_id, o.order_sn) for o in store.orders()] == [(1, "A"), (1, "B"), (2, "A")]
 
 
+def one_batch_decides_each_snapshot_against_the_ones_before_it(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.apply_order(order("A", "UNPAID", 100, (1, 1, 1)), now=1)
+    batch = [
+        order("A", "READY_TO_SHIP", 110, (1, 1, 2)),
+        order("A", "IN_CANCEL", 110, (1, 1, 2)),  # the same second, another status: later
+        order("A", "IN_CANCEL", 110, (1, 1, 2)),  # a duplicate
+        order("A", "READY_TO_SHIP", 105),  # older than what the batch already stored
+        order("C", "UNPAID", 7, (3, 3, 1)),  # new
+        order("C", "READY_TO_SHIP", 8, (3, 3, 4)),  # new, then newer in the same batch
+    ]
+    assert store.apply_orders(batch, now=2) == [True, True, False, False, True, True]
+    assert store.orders() == [
+        order("A", "IN_CANCEL", 110, (1, 1, 2)),
+        order("C", "READY_TO_SHIP", 8, (3, 3, 4)),
+    ]
+
+
+def a_refused_cancel_does_not_keep_the_order_from_taking_stock(engine: Engine) -> None:
+    store, outbox = ErpStore(engine), Outbox(engine)
+    store.set_stock(1, 1, 1, now=1)
+    short = order("A", "READY_TO_SHIP", 100, (1, 1, 2))
+    assert store.apply_ledger(short, now=2).short
+    outbox.claim(1, "A", "cancel_order", "{}", now=3)
+    store.set_stock(1, 1, 5, now=4)
+    # Being cancelled: stock that came back is not taken by the order going away.
+    assert store.apply_ledger(order("A", "PROCESSED", 110, (1, 1, 2)), now=5).transitions == []
+    outbox.move(1, "A", "cancel_order", "sent", now=6)
+    outbox.move(1, "A", "cancel_order", "failed", now=7, error="Can not cancel this order")
+    # Shopee refused: the order stays and ships, so it takes its stock like any other.
+    assert store.apply_ledger(order("A", "PROCESSED", 120, (1, 1, 2)), now=8).reserved
+    assert levels(store) == {(1, 1): (5, 2)}
+    assert_ledger_adds_up(store)
+
+
 def reserve_then_ship_deducts_once(engine: Engine) -> None:
     store = ErpStore(engine)
     store.set_stock(1, 1, 10, now=1)
@@ -228,6 +263,8 @@ def actions_are_recorded_once_and_published_once(engine: Engine) -> None:
 
 CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
+    one_batch_decides_each_snapshot_against_the_ones_before_it,
+    a_refused_cancel_does_not_keep_the_order_from_taking_stock,
     reserve_then_ship_deducts_once,
     cancel_before_shipping_releases_exactly_what_was_taken,
     first_seen_cancelled_then_an_older_snapshot_reserves_nothing,
