@@ -97,21 +97,22 @@ class ActionPublisher:
         Raises ``KafkaUnavailable`` (transient) and leaves the rest for the next call."""
         published = 0
         while True:
-            pending = self._record.unpublished(self._consumer, limit=self._batch)
-            if not pending:
-                return published
-            futures = [
-                self._producer.submit(
-                    self._codec.topic,
-                    key=order_key(action.shop_id, action.order_sn),
-                    value=self._codec.encode(action),
-                    headers=[("action_id", action.action_id.encode())]
-                    + ([("event_id", action.event_id.encode())] if action.event_id else []),
-                )
-                for _, action in pending
-            ]
-            wait_all(futures, time.monotonic() + 30.0, what="order actions")
-            self._record.mark_published([row_id for row_id, _ in pending], int(self._clock()))
+            with self._record.publishing(
+                self._consumer, int(self._clock()), limit=self._batch
+            ) as pending:
+                if not pending:
+                    return published
+                futures = [
+                    self._producer.submit(
+                        self._codec.topic,
+                        key=order_key(action.shop_id, action.order_sn),
+                        value=self._codec.encode(action),
+                        headers=[("action_id", action.action_id.encode())]
+                        + ([("event_id", action.event_id.encode())] if action.event_id else []),
+                    )
+                    for _, action in pending
+                ]
+                wait_all(futures, time.monotonic() + 30.0, what="order actions")
             for _, action in pending:
                 self._metrics.order_actions.labels(
                     action.consumer, action.kind, action.outcome

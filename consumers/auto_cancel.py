@@ -40,7 +40,7 @@ from consumers.erp.ledger import Shortage
 from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import CANCEL_ORDER_KIND, ErpStore
-from consumers.runtime import Delivery
+from consumers.runtime import Delivery, handle_each
 from consumers.shopee_calls import CallSpec, OnceCaller
 from orderflow.metrics import Metrics
 from schemas.models import OrderEvent
@@ -79,7 +79,7 @@ class AutoCancel:
         )
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
-        return [self._one(delivery.event) for delivery in deliveries]
+        return handle_each(deliveries, lambda delivery: self._one(delivery.event))
 
     def _one(self, event: OrderEvent) -> str:
         changed = False

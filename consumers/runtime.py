@@ -95,6 +95,35 @@ class RecordSource(Protocol):
     def lag(self) -> dict[tuple[str, int], int]: ...
 
 
+class PartialFailure(Exception):
+    """Raised by a handler that makes effects record by record: the first
+    ``len(outcomes)`` deliveries finished (with these outcomes), the next one failed with
+    ``cause``, and the rest were not tried. Lets the runtime settle just the failed record
+    instead of trying the whole batch again one by one."""
+
+    def __init__(self, outcomes: list[str], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.outcomes = outcomes
+        self.cause = cause
+
+
+def handle_each(deliveries: Sequence[Delivery], one: Callable[[Delivery], str]) -> list[str]:
+    """``one`` over ``deliveries`` in order, for handlers without a batch effect; a failure
+    is raised as a ``PartialFailure`` that says where it happened."""
+    outcomes: list[str] = []
+    for delivery in deliveries:
+        try:
+            outcomes.append(one(delivery))
+        except Exception as exc:
+            raise PartialFailure(outcomes, exc) from exc
+    return outcomes
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The failure itself, for a ``PartialFailure``; else ``exc``."""
+    return exc.cause if isinstance(exc, PartialFailure) else exc
+
+
 class BreakerOpen(Exception):
     """Too many recent records were poison: stop instead of draining the topic into the DLQ."""
 
@@ -241,27 +270,41 @@ class ConsumerRuntime:
         pending: list[Future[Placed]],
     ) -> None:
         decoded = [(record, self._decode(record)) for record in records]
-        clean = [
+        remaining = [
             Delivery(record, event)
             for record, event in decoded
             if isinstance(event, OrderEvent) and event.shop_id not in self._blocked
         ]
-        if clean:
+        while remaining:
             try:
-                outcomes = self.handler.handle(clean)
+                outcomes = self.handler.handle(remaining)
+            except PartialFailure as failure:
+                # The handler says where it stopped: keep what finished, settle the failed
+                # record by its kind, and hand it the rest (other records of a shop that
+                # just got blocked are parked below, in order).
+                count = len(failure.outcomes)
+                for delivery, outcome in zip(remaining, failure.outcomes, strict=False):
+                    self._finished(delivery.record, outcome, done)
+                self._failed(remaining[count], failure.cause, done, pending)
+                remaining = [
+                    d for d in remaining[count + 1 :] if d.event.shop_id not in self._blocked
+                ]
             except Exception as exc:
                 if kind_of(exc) in ("transient", None):
                     raise
                 log.info("%s: batch failed (%s); handling its records one by one", self.name, exc)
+                break
             else:
-                # The rest are poison or belong to blocked shops: neither shares an order
-                # with the records just handled, so handling them after keeps each order's
-                # records in order.
-                for delivery, outcome in zip(clean, outcomes, strict=True):
+                for delivery, outcome in zip(remaining, outcomes, strict=True):
                     self._finished(delivery.record, outcome, done)
-                handled = {id(d.record) for d in clean}
-                decoded = [(r, e) for r, e in decoded if id(r) not in handled]
+                remaining = []
+        # Left: poison, records of blocked shops, and those of a batch that failed as a
+        # whole. None shares an order with a record finished above, so each order's records
+        # are still handled in order.
+        finished = {id(record) for record in done}
         for record, event in decoded:
+            if id(record) in finished:
+                continue
             if not isinstance(event, OrderEvent):
                 self._dead_letter(record, event, pending)
                 done.append(record)
@@ -276,20 +319,30 @@ class ConsumerRuntime:
     ) -> None:
         try:
             (outcome,) = self.handler.handle([delivery])
-        except Exception as exc:
-            kind = kind_of(exc)
-            if kind == "poison":
-                self._dead_letter(delivery.record, f"{type(exc).__name__}: {exc}", pending)
-                done.append(delivery.record)
-                return
-            if kind == "blocked":
-                shop_id = delivery.event.shop_id
-                self._block(shop_id, blocked_reason(exc), exc)
-                self._park(shop_id, blocked_reason(exc), delivery.record)
-                done.append(delivery.record)
-                return
-            raise
+        except Exception as exc:  # noqa: BLE001 - settled by kind; the others re-raised
+            self._failed(delivery, unwrap(exc), done, pending)
+            return
         self._finished(delivery.record, outcome, done)
+
+    def _failed(
+        self,
+        delivery: Delivery,
+        exc: BaseException,
+        done: list[ConsumedRecord],
+        pending: list[Future[Placed]],
+    ) -> None:
+        """Settle a record whose effect failed with ``exc``: dead-letter it (poison), park
+        it (blocked shop), or raise (transient: retried; anything else: crash)."""
+        kind = kind_of(exc)
+        if kind == "poison":
+            self._dead_letter(delivery.record, f"{type(exc).__name__}: {exc}", pending)
+        elif kind == "blocked":
+            shop_id = delivery.event.shop_id
+            self._block(shop_id, blocked_reason(exc), exc)
+            self._park(shop_id, blocked_reason(exc), delivery.record)
+        else:
+            raise exc
+        done.append(delivery.record)
 
     def _decode(self, record: ConsumedRecord) -> OrderEvent | str:
         """The event, or why the record is poison. An unknown schema id is transient (the
@@ -448,10 +501,11 @@ class ConsumerRuntime:
     def _handle_parked(self, delivery: Delivery, pending: list[Future[Placed]]) -> None:
         try:
             (outcome,) = self.handler.handle([delivery])
-        except Exception as exc:
-            if kind_of(exc) != "poison":
-                raise
-            self._dead_letter(delivery.record, f"{type(exc).__name__}: {exc}", pending)
+        except Exception as exc:  # noqa: BLE001 - only poison is settled; the rest re-raised
+            cause = unwrap(exc)
+            if kind_of(cause) != "poison":
+                raise cause from None
+            self._dead_letter(delivery.record, f"{type(cause).__name__}: {cause}", pending)
             return
         self.breaker.record(False)
         self.metrics.records_consumed.labels(delivery.record.topic, self.name, outcome).inc()

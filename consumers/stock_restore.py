@@ -26,7 +26,7 @@ from consumers.actions import ledger_actions
 from consumers.erp.ledger import LineState, Phase, phase_of
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import ErpStore
-from consumers.runtime import Delivery
+from consumers.runtime import Delivery, handle_each
 from schemas.models import OrderEvent
 from shopee.client import ShopeeClient
 from shopee.models import ModelStock, SellerStock
@@ -43,7 +43,7 @@ class StockRestore:
     name: str = CONSUMER_NAME
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
-        return [self._one(delivery.event) for delivery in deliveries]
+        return handle_each(deliveries, lambda delivery: self._one(delivery.event))
 
     def _one(self, event: OrderEvent) -> str:
         now = self.clock()

@@ -4,7 +4,8 @@ deciding and calling can be resolved without calling twice."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -245,6 +246,35 @@ class ActionRecord:
                 .limit(limit)
             ).all()
         return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
+
+    @contextmanager
+    def publishing(
+        self, consumer: str, now: int, limit: int = 500
+    ) -> Iterator[list[tuple[int, OrderAction]]]:
+        """``consumer``'s oldest unpublished actions, marked published when the block ends
+        without an error. On PostgreSQL the rows stay locked meanwhile and replicas skip
+        them, so two replicas never publish the same action; SQLite serves one replica."""
+        if self._engine.dialect.name != "postgresql":
+            pending = self.unpublished(consumer, limit)
+            yield pending
+            self.mark_published([row_id for row_id, _ in pending], now)
+            return
+        c = order_actions.c
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(c.id, c.detail)
+                .where(c.published_at.is_(None), c.consumer == consumer)
+                .order_by(c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            yield [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
+            if rows:
+                conn.execute(
+                    sa.update(order_actions)
+                    .where(c.id.in_([int(r.id) for r in rows]))
+                    .values(published_at=now)
+                )
 
     def mark_published(self, ids: Sequence[int], now: int) -> None:
         if ids:

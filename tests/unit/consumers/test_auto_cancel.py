@@ -17,6 +17,7 @@ from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.decisions import BuyerCancellationPolicy
 from consumers.erp.outbox import ActionRecord, Outbox, OutboxCall
 from consumers.erp.store import ErpStore
+from consumers.runtime import PartialFailure
 from orderflow.failures import Transient, kind_of
 from orderflow.metrics import Metrics
 from schemas.models import OrderAction, OrderEvent
@@ -82,7 +83,12 @@ class Rig:
     events: list[OrderEvent] = field(default_factory=list)
 
     def handle(self, event: OrderEvent) -> str:
-        (outcome,) = self.handler.handle([delivery(event)])
+        try:
+            (outcome,) = self.handler.handle([delivery(event)])
+        except PartialFailure as failure:
+            # What the runtime settles: the failure of the one record handed over.
+            assert failure.outcomes == []
+            raise failure.cause from None
         return outcome
 
     def reply(self, path: str, handler: Callable[[Call], Reply]) -> None:

@@ -265,6 +265,40 @@ def test_a_record_refused_for_good_is_dead_lettered_and_the_others_applied(
 # -- transient --------------------------------------------------------------------------------
 
 
+def test_a_record_by_record_handler_is_not_asked_again_for_what_finished(
+    make_rig: MakeRig,
+) -> None:
+    r = make_rig()
+    r.handler.per_record = True
+    r.add(*events("A", "X", "B"))
+    r.add(
+        order_event("C", shop_id=OTHER_SHOP), order_event("D"), order_event("E", shop_id=OTHER_SHOP)
+    )
+    r.handler.fail("X", Poison("refused"))
+    r.handler.fail("C", ShopAccessLost("Shopee error shop_access_expired"))
+    assert r.run_once() == 6
+    # One call for the batch, then one for what followed each failure, nothing twice.
+    assert r.handler.calls == [["A", "X", "B", "C", "D", "E"], ["B", "C", "D", "E"], ["D"]]
+    assert r.handler.applied == ["A", "B", "D"]
+    assert [d.header("dlq.original.offset") for d in r.dead_letters] == ["1"]
+    assert [p.record.offset for p in r.parked.take(OTHER_SHOP)] == [3, 5]
+    assert r.source.committed == {P0: 6}
+
+
+def test_a_record_by_record_handler_failing_transiently_commits_what_finished(
+    make_rig: MakeRig,
+) -> None:
+    r = make_rig()
+    r.handler.per_record = True
+    r.add(*events("A", "B", "C"))
+    r.handler.fail("B", Transient("the database is away"), times=1)
+    assert r.run_once() == 0
+    assert r.source.committed == {P0: 1}
+    assert r.source.seeks == [(TOPIC, 0, 1)]
+    assert r.run_once() == 2
+    assert r.handler.applied == ["A", "B", "C"]
+
+
 def test_a_transient_failure_commits_what_finished_and_reads_the_rest_again(
     make_rig: MakeRig,
 ) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from consumers.actions import make_action
 from consumers.deadletter import DeadLetters
 from consumers.erp.outbox import ActionRecord
-from consumers.runtime import Delivery
+from consumers.runtime import Delivery, handle_each
 from orderflow.db import create_engine, migrate
 from orderflow.kafka import ConsumedRecord, Headers, KafkaUnavailable, Placed, Producer
 from orderflow.metrics import Metrics
@@ -283,6 +283,9 @@ class ScriptedHandler:
         self._actions = actions
         # Called with each call's deliveries before anything is done (to look around).
         self.on_call: Callable[[Sequence[Delivery]], None] | None = None
+        # Effects record by record, as auto-cancel and stock-restore make them: a failure
+        # says where it happened (``PartialFailure``) instead of failing the whole call.
+        self.per_record = False
 
     def fail(self, order_sn: str, exc: BaseException, times: int | None = None) -> None:
         """Raise ``exc`` when ``order_sn`` is handled: ``times`` times, or until ``heal``."""
@@ -301,6 +304,11 @@ class ScriptedHandler:
         self.calls.append([d.event.order_sn for d in deliveries])
         if self.on_call is not None:
             self.on_call(deliveries)
+        if self.per_record:
+            return handle_each(deliveries, lambda d: self._apply([d])[0])
+        return self._apply(deliveries)
+
+    def _apply(self, deliveries: Sequence[Delivery]) -> list[str]:
         for d in deliveries:
             self._raise_if_scripted(d.event)
         outcomes = []
