@@ -47,6 +47,7 @@ from orderflow.kafka import (
     ConsumedRecord,
     KafkaUnavailable,
     Placed,
+    rewind,
     wait_all,
 )
 from orderflow.metrics import Metrics
@@ -255,7 +256,8 @@ class ConsumerRuntime:
                 log.warning("%s: could not commit finished records: %s", self.name, commit_failure)
             # Even when that commit failed: else the unfinished records would be skipped.
             if kind_of(exc) == "transient":
-                self._rewind(records, done)
+                finished = {id(record) for record in done}
+                rewind(self.consumer, [r for r in records if id(r) not in finished])
             raise
         self._commit(records, done, pending)
         self.metrics.consumer_processing_seconds.labels(self.name).observe(
@@ -403,19 +405,6 @@ class ConsumerRuntime:
         if self._uncommitted:
             self.consumer.commit(self._uncommitted)
             self._uncommitted = {}
-
-    def _rewind(self, records: Sequence[ConsumedRecord], done: Sequence[ConsumedRecord]) -> None:
-        finished = {(r.topic, r.partition, r.offset) for r in done}
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            if (record.topic, record.partition, record.offset) in finished:
-                continue
-            tp = (record.topic, record.partition)
-            first[tp] = min(first.get(tp, record.offset), record.offset)
-        owned = self.consumer.assignment()
-        for (topic, partition), offset in first.items():
-            if (topic, partition) in owned:
-                self.consumer.seek(topic, partition, offset)
 
     def _observe_lag(self) -> None:
         now_ms = self.clock() * 1000

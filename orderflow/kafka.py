@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import kafka
 import kafka.errors
@@ -450,6 +450,26 @@ def iter_since(
         raise KafkaUnavailable(f"could not read {topic}: {exc}") from exc
     finally:
         consumer.close()
+
+
+class Seekable(Protocol):
+    def seek(self, topic: str, partition: int, offset: int) -> None: ...
+
+    def assignment(self) -> set[tuple[str, int]]: ...
+
+
+def rewind(consumer: Seekable, records: Iterable[ConsumedRecord]) -> None:
+    """Make ``consumer`` read ``records`` again: each partition it still owns goes back to
+    the first of them (a partition lost to a rebalance is read by its new owner from the
+    committed offset)."""
+    first: dict[tuple[str, int], int] = {}
+    for record in records:
+        tp = (record.topic, record.partition)
+        first[tp] = min(first.get(tp, record.offset), record.offset)
+    owned = consumer.assignment()
+    for (topic, partition), offset in first.items():
+        if (topic, partition) in owned:
+            consumer.seek(topic, partition, offset)
 
 
 def next_offsets(records: Iterable[ConsumedRecord]) -> dict[tuple[str, int], int]:

@@ -57,6 +57,7 @@ from orderflow.kafka import (
     Producer,
     iter_since,
     next_offsets,
+    rewind,
     wait_all,
 )
 from orderflow.metrics import Metrics
@@ -293,7 +294,7 @@ class Enricher:
                 exc,
                 delay,
             )
-            self._rewind(records)
+            rewind(self.consumer, records)
             if stop is not None:
                 stop.wait(delay)
             else:
@@ -335,16 +336,6 @@ class Enricher:
                 deadline = time.monotonic() + self.config.linger
         batch, self._buffer = self._buffer, []
         return batch
-
-    def _rewind(self, records: Sequence[ConsumedRecord]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            tp = (record.topic, record.partition)
-            first[tp] = min(first.get(tp, record.offset), record.offset)
-        owned = self.consumer.assignment()
-        for (topic, partition), offset in first.items():
-            if (topic, partition) in owned:
-                self.consumer.seek(topic, partition, offset)
 
     # -- one batch ----------------------------------------------------------------------------
 
