@@ -77,11 +77,7 @@ def auto_cancel_config(settings: Settings) -> AutoCancelConfig:
     return AutoCancelConfig(
         dry_run=settings.auto_cancel_dry_run,
         daily_budget=settings.auto_cancel_daily_budget,
-        cancellable=tuple(
-            status.strip().upper()
-            for status in settings.auto_cancel_statuses.split(",")
-            if status.strip()
-        ),
+        cancellable=tuple(settings.auto_cancel_statuses.split(",")),  # normalised by Settings
         buyer_policy=BuyerCancellationPolicy(settings.auto_cancel_buyer_cancellation),
     )
 

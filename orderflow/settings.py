@@ -15,6 +15,11 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ORDERFLOW_"
+# The Shopee statuses of an order whose goods have not left: the only ones auto-cancel may be
+# allowed to cancel.
+_NOT_YET_SHIPPED = frozenset(
+    {"UNPAID", "INVOICE_PENDING", "READY_TO_SHIP", "PROCESSED", "RETRY_SHIP"}
+)
 
 
 class ConfigError(Exception):
@@ -152,6 +157,20 @@ class Settings(BaseSettings):
                 "orderflow appends the /api/v2/... paths itself"
             )
         return value
+
+    @field_validator("auto_cancel_statuses")
+    @classmethod
+    def _cancellable_statuses(cls, value: str) -> str:
+        statuses = [part.strip().upper() for part in value.split(",") if part.strip()]
+        if not statuses:
+            raise ValueError("name at least one status, e.g. READY_TO_SHIP,PROCESSED")
+        wrong = [status for status in statuses if status not in _NOT_YET_SHIPPED]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: auto-cancel only cancels orders not yet shipped, so "
+                f"each status must be one of {', '.join(sorted(_NOT_YET_SHIPPED))}"
+            )
+        return ",".join(statuses)
 
     @field_validator("schema_registry_url")
     @classmethod

@@ -63,3 +63,13 @@ def test_sasl_without_credentials_is_refused(clean_env: pytest.MonkeyPatch) -> N
     clean_env.setenv("ORDERFLOW_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
     with pytest.raises(ConfigError, match="ORDERFLOW_KAFKA_SASL_USERNAME"):
         load_settings()
+
+
+def test_auto_cancel_statuses_are_normalised_and_limited_to_orders_not_yet_shipped(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("ORDERFLOW_AUTO_CANCEL_STATUSES", " ready_to_ship, PROCESSED ,")
+    assert load_settings().auto_cancel_statuses == "READY_TO_SHIP,PROCESSED"
+    clean_env.setenv("ORDERFLOW_AUTO_CANCEL_STATUSES", "READY_TO_SHIP,SHIPPED")
+    with pytest.raises(ConfigError, match=r"ORDERFLOW_AUTO_CANCEL_STATUSES.*SHIPPED: auto-cancel"):
+        load_settings()
