@@ -1,5 +1,7 @@
-"""The ingest pipeline as real processes (``orderflow webhook|poller|enricher``) against an
-in-process sandbox, on the session's stack, in a database of its own."""
+"""The pipeline as real processes (``orderflow webhook|poller|enricher`` and
+``orderflow consume NAME``) against an in-process sandbox, on the session's stack, in a
+database of its own; and what the tests read back: the orders topic, the ERP store, the stock
+ledger, the outbox, dead letters and how far each consumer group got."""
 
 from __future__ import annotations
 
@@ -10,17 +12,23 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from consumers.erp.store import ErpStore
+from consumers.erp.tables import shopee_outbox, stock_ledger
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin
+from orderflow.kafka import Admin, Consumer
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import dlq_topic, ensure_topics
 from schemas.codec import AvroCodec
 from schemas.models import OrderEvent
 from schemas.registry import SchemaRegistryClient
@@ -33,6 +41,7 @@ ORDERFLOW = str(Path(sys.executable).with_name("orderflow"))
 PARTNER_ID = 2001887
 PARTNER_KEY = "e2e-partner-key-0123456789abcdef"
 PUSH_KEY = "e2e-live-push-key-fedcba9876543210"
+CONSUMERS = ("erp-sync", "stock-restore", "auto-cancel")
 
 
 def fresh_database(stack: Stack) -> str:
@@ -45,9 +54,22 @@ def fresh_database(stack: Stack) -> str:
     return stack.postgres_url.rsplit("/", 1)[0] + "/" + name
 
 
+@dataclass(frozen=True)
+class LedgerRow:
+    shop_id: int
+    order_sn: str
+    item_id: int
+    model_id: int
+    to_state: str
+    quantity: int
+
+
 @dataclass
 class Pipeline:
-    """Settings shared by the test and the processes, and the processes themselves."""
+    """Settings shared by the test and the processes, and the processes themselves.
+
+    ``database_url`` empty: a fresh database on the stack's PostgreSQL; a test that takes
+    the database away passes a server of its own (``tests.e2e.postgres_instance``)."""
 
     stack: Stack
     workdir: Path
@@ -55,10 +77,12 @@ class Pipeline:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     starts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    database_url: str = ""
 
     def __post_init__(self) -> None:
         suffix = uuid.uuid4().hex[:8]
-        self.database_url = fresh_database(self.stack)
+        if not self.database_url:
+            self.database_url = fresh_database(self.stack)
         self.settings = Settings(
             kafka_bootstrap_servers=self.stack.bootstrap_servers,
             schema_registry_url=self.stack.registry_url,
@@ -67,9 +91,13 @@ class Pipeline:
             topic_orders=f"e2e{suffix}.orders",
             topic_actions=f"e2e{suffix}.order-actions",
             topic_partitions=3,
+            # Groups of its own: members of another run's group (other topics) would take
+            # part in this run's rebalances.
+            enricher_group_id=f"e2e{suffix}-enricher",
+            consumer_group_prefix=f"e2e{suffix}-",
             shopee_partner_id=PARTNER_ID,
-            shopee_partner_key=PARTNER_KEY,  # type: ignore[arg-type]
-            shopee_push_key=PUSH_KEY,  # type: ignore[arg-type]
+            shopee_partner_key=PARTNER_KEY,
+            shopee_push_key=PUSH_KEY,
             webhook_public_url=self.webhook_url,
         )
         with SchemaRegistryClient(self.stack.registry_url) as registry:
@@ -95,6 +123,8 @@ class Pipeline:
             "ORDERFLOW_TOPIC_NOTICES": s.topic_notices,
             "ORDERFLOW_TOPIC_ORDERS": s.topic_orders,
             "ORDERFLOW_TOPIC_ACTIONS": s.topic_actions,
+            "ORDERFLOW_ENRICHER_GROUP_ID": s.enricher_group_id,
+            "ORDERFLOW_CONSUMER_GROUP_PREFIX": s.consumer_group_prefix,
             "ORDERFLOW_SHOPEE_PARTNER_ID": str(PARTNER_ID),
             "ORDERFLOW_SHOPEE_PARTNER_KEY": PARTNER_KEY,
             "ORDERFLOW_SHOPEE_PUSH_KEY": PUSH_KEY,
@@ -117,16 +147,27 @@ class Pipeline:
         finally:
             engine.dispose()
 
-    def start(self, name: str, sandbox: SandboxServer) -> None:
-        env = self.env(sandbox) | {"ORDERFLOW_METRICS_PORT": str(free_port())}
+    def start(self, name: str, sandbox: SandboxServer, command: Sequence[str] = ()) -> None:
+        """Start ``orderflow COMMAND`` (default ``orderflow NAME``) as the process ``name``,
+        logging to ``NAME.<nth start>.log``."""
+        metrics_port = free_port()
+        env = self.env(sandbox) | {"ORDERFLOW_METRICS_PORT": str(metrics_port)}
         self.starts[name] += 1
         with (self.workdir / f"{name}.{self.starts[name]}.log").open("wb") as log:
             # The child keeps its own copy of the descriptor.
             self.processes[name] = subprocess.Popen(
-                [ORDERFLOW, name], env=env, stdout=log, stderr=subprocess.STDOUT
+                [ORDERFLOW, *(command or [name])], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         if name == "webhook":
             self._wait_ready(f"http://127.0.0.1:{self.webhook_port}/readyz", name)
+        elif name in CONSUMERS:
+            # Alive once it is wired (database migrated, registry answered) and serves its
+            # health endpoints; a consumer that cannot start fails here, not minutes later.
+            self._wait_ready(f"http://127.0.0.1:{metrics_port}/healthz", name, timeout=60)
+
+    def start_consumer(self, name: str, sandbox: SandboxServer, start: str = "earliest") -> None:
+        """``orderflow consume NAME --from START`` as the process ``name``."""
+        self.start(name, sandbox, ["consume", name, "--from", start])
 
     def _wait_ready(self, url: str, name: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -176,3 +217,87 @@ class Pipeline:
 
     def dead_letters(self) -> int:
         return len(read_topic(self.settings, f"{self.settings.topic_notices}.dlq.enricher"))
+
+    def consumer_dead_letters(self) -> dict[str, int]:
+        """Per consumer, the records on ``<orders topic>.dlq.<consumer>``."""
+        return {
+            name: len(read_topic(self.settings, dlq_topic(self.settings.topic_orders, name)))
+            for name in CONSUMERS
+        }
+
+    # -- consumer groups ----------------------------------------------------------------------
+
+    def group(self, consumer: str) -> str:
+        return f"{self.settings.consumer_group_prefix}{consumer}"
+
+    def unread(self, consumer: str, limit: int = 1, timeout: float = 30.0) -> int:
+        """Records on the orders topic past the consumer group's committed offsets, counted
+        up to ``limit`` (the default answers "caught up or not" cheaply). Read, not computed
+        from offsets: the enricher writes in transactions, so a partition's end lies past a
+        commit marker the group never has to commit."""
+        topic = self.settings.topic_orders
+        # Assigned, not subscribed: it reads the group's offsets without joining the group,
+        # and commits nothing. "earliest": a group that never committed has read nothing.
+        reader = Consumer(
+            self.settings,
+            group_id=self.group(consumer),
+            topics=[topic],
+            assign=True,
+            auto_offset_reset="earliest",
+        )
+        try:
+            ends = reader.end_offsets_of(topic)
+            found = 0
+            deadline = time.monotonic() + timeout
+            while found < limit and any(reader.position(*tp) < end for tp, end in ends.items()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading {topic} as {self.group(consumer)} timed out")
+                found += len(reader.poll(0.5))
+            return found
+        finally:
+            reader.close()
+
+    # -- the database -------------------------------------------------------------------------
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        engine = create_engine(self.database_url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def erp(self) -> Iterator[ErpStore]:
+        """The ERP store the consumers write (orders, stock, ledger totals)."""
+        with self.engine() as engine:
+            yield ErpStore(engine)
+
+    def ledger(self) -> list[LedgerRow]:
+        """Every stock ledger row (one per line transition), in the order written."""
+        c = stock_ledger.c
+        query = sa.select(
+            c.shop_id, c.order_sn, c.item_id, c.model_id, c.to_state, c.quantity
+        ).order_by(c.id)
+        with self.engine() as engine, engine.connect() as conn:
+            return [
+                LedgerRow(
+                    int(r.shop_id),
+                    str(r.order_sn),
+                    int(r.item_id),
+                    int(r.model_id),
+                    str(r.to_state),
+                    int(r.quantity),
+                )
+                for r in conn.execute(query)
+            ]
+
+    def outbox_states(self) -> dict[tuple[int, str, str], str]:
+        """Per ``(shop_id, order_sn, kind)``, the state of the Shopee call in the outbox."""
+        c = shopee_outbox.c
+        query = sa.select(c.shop_id, c.order_sn, c.kind, c.state)
+        with self.engine() as engine, engine.connect() as conn:
+            return {
+                (int(r.shop_id), str(r.order_sn), str(r.kind)): str(r.state)
+                for r in conn.execute(query)
+            }
