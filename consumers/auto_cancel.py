@@ -134,15 +134,15 @@ class AutoCancel:
             }
         )
         since = budget_day_start(now)
-        claim = self.outbox.claim_within_budget(
-            event.shop_id,
-            event.order_sn,
-            CANCEL_KIND,
+        claim = self.store.claim_cancel(
+            OrderSnapshot.from_event(event),
             payload,
             int(now),
             budget=self.config.daily_budget,
             since=since,
         )
+        if claim == "covered":
+            return False  # stock came back and the order took it meanwhile
         spent = self.outbox.spent(event.shop_id, CANCEL_KIND, since)
         self.metrics.auto_cancel_budget_remaining.labels(shop).set(
             max(0, self.config.daily_budget - spent)

@@ -79,29 +79,10 @@ class Outbox:
         """``claim``, unless the shop already claimed ``budget`` calls of this kind since
         ``since`` (epoch seconds). Counting and claiming are one decision, so replicas
         racing for a shop's last cancel of the day make one call between them."""
-        c = shopee_outbox.c
         with write_transaction(self._engine) as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:ns, :shop)"),
-                    {"ns": _BUDGET_LOCK_NAMESPACE, "shop": shop_id % 2**31},
-                )
-            exists = conn.execute(
-                sa.select(c.id).where(c.shop_id == shop_id, c.order_sn == order_sn, c.kind == kind)
-            ).first()
-            if exists is not None:
-                return "exists"
-            spent = conn.execute(
-                sa.select(sa.func.count()).where(
-                    c.shop_id == shop_id, c.kind == kind, c.created_at >= since
-                )
-            ).scalar_one()
-            if int(spent) >= budget:
-                return "over_budget"
-            conn.execute(
-                sa.insert(shopee_outbox).values(**_pending(shop_id, order_sn, kind, payload, now))
+            return claim_within_budget(
+                conn, shop_id, order_sn, kind, payload, now, budget=budget, since=since
             )
-            return "claimed"
 
     def spent(self, shop_id: int, kind: str, since: int) -> int:
         """Calls of ``kind`` the shop claimed since ``since`` (epoch seconds)."""
@@ -163,6 +144,41 @@ class Outbox:
                 sa.select(shopee_outbox).where(c.state.in_(states)).order_by(c.id)
             ).all()
         return [_call(row) for row in rows]
+
+
+def claim_within_budget(
+    conn: sa.Connection,
+    shop_id: int,
+    order_sn: str,
+    kind: str,
+    payload: str,
+    now: int,
+    *,
+    budget: int,
+    since: int,
+) -> ClaimResult:
+    """``Outbox.claim_within_budget`` inside the caller's write transaction (so it can be one
+    decision with what the caller read under the same locks)."""
+    c = shopee_outbox.c
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:ns, :shop)"),
+            {"ns": _BUDGET_LOCK_NAMESPACE, "shop": shop_id % 2**31},
+        )
+    exists = conn.execute(
+        sa.select(c.id).where(c.shop_id == shop_id, c.order_sn == order_sn, c.kind == kind)
+    ).first()
+    if exists is not None:
+        return "exists"
+    spent = conn.execute(
+        sa.select(sa.func.count()).where(
+            c.shop_id == shop_id, c.kind == kind, c.created_at >= since
+        )
+    ).scalar_one()
+    if int(spent) >= budget:
+        return "over_budget"
+    conn.execute(sa.insert(shopee_outbox).values(**_pending(shop_id, order_sn, kind, payload, now)))
+    return "claimed"
 
 
 def _pending(shop_id: int, order_sn: str, kind: str, payload: str, now: int) -> dict[str, Any]:

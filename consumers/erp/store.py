@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -34,7 +34,7 @@ from consumers.erp.ledger import (
     shortages,
     stock_moves,
 )
-from consumers.erp.outbox import insert_actions
+from consumers.erp.outbox import ClaimResult, claim_within_budget, insert_actions
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.tables import (
     erp_order_lines,
@@ -284,6 +284,32 @@ class ErpStore:
 
         return self._in_write_transaction(work)
 
+    def claim_cancel(
+        self, snapshot: OrderSnapshot, payload: str, now: int, *, budget: int, since: int
+    ) -> ClaimResult | Literal["covered"]:
+        """Claim the OUT_OF_STOCK cancel of an order that was short (``Outbox``'s rules and
+        the shop's daily budget), unless the order took stock meanwhile (``covered``: stock
+        came back and another consumer reserved it). One transaction under the order's lock,
+        so an order is never both reserved and cancelled for want of stock."""
+
+        def work(conn: sa.Connection) -> ClaimResult | Literal["covered"]:
+            self._lock_order(conn, snapshot)
+            held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
+            if any(h.state is LineState.RESERVED for h in held.values()):
+                return "covered"
+            return claim_within_budget(
+                conn,
+                snapshot.shop_id,
+                snapshot.order_sn,
+                CANCEL_ORDER_KIND,
+                payload,
+                now,
+                budget=budget,
+                since=since,
+            )
+
+        return self._in_write_transaction(work)
+
     def reserve_if_available(self, snapshot: OrderSnapshot, now: int) -> LedgerResult:
         """Auto-cancel's first look at a not yet shipped order: reserve every line if stock
         covers them all, else reserve nothing and report exactly the short lines. Lines
@@ -297,13 +323,7 @@ class ErpStore:
             return self._held(conn, shop_id, order_sn)
 
     def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
-        if self._postgres:
-            # One order's lines change one transaction at a time; stock rows are then locked
-            # in key order, so racing orders wait for each other instead of deadlocking.
-            conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
-                {"ns": _ORDER_LOCK_NAMESPACE, "key": f"{snapshot.shop_id}:{snapshot.order_sn}"},
-            )
+        self._lock_order(conn, snapshot)
         quantities = snapshot.quantities()
         held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
         planned = plan_transitions(snapshot.status, quantities, held)
@@ -351,6 +371,16 @@ class ErpStore:
                 )
             )
         return LedgerResult(planned, short)
+
+    def _lock_order(self, conn: sa.Connection, snapshot: OrderSnapshot) -> None:
+        if self._postgres:
+            # One order's lines change one transaction at a time; stock rows are then locked
+            # in key order, so racing orders wait for each other instead of deadlocking.
+            # (SQLite: the write transaction holds the whole database.)
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
+                {"ns": _ORDER_LOCK_NAMESPACE, "key": f"{snapshot.shop_id}:{snapshot.order_sn}"},
+            )
 
     def _cancelling(self, conn: sa.Connection, snapshot: OrderSnapshot) -> bool:
         c = shopee_outbox.c

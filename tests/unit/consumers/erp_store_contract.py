@@ -90,6 +90,24 @@ def a_refused_cancel_does_not_keep_the_order_from_taking_stock(engine: Engine) -
     assert_ledger_adds_up(store)
 
 
+def a_cancel_is_claimed_only_for_an_order_that_holds_no_stock(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 1, now=1)
+    covered = order("A", "READY_TO_SHIP", 100, (1, 1, 1))
+    short = order("B", "READY_TO_SHIP", 100, (1, 1, 1))
+    assert store.apply_ledger(covered, now=2).reserved
+    assert store.apply_ledger(short, now=2).short
+
+    def claim(snapshot: OrderSnapshot) -> str:
+        return store.claim_cancel(snapshot, "{}", now=3, budget=1, since=0)
+
+    assert claim(covered) == "covered"
+    assert claim(short) == "claimed"
+    assert claim(short) == "exists"
+    assert claim(order("C", "READY_TO_SHIP", 100, (1, 1, 1))) == "over_budget"
+    assert Outbox(engine).get(1, "A", "cancel_order") is None
+
+
 def reserve_then_ship_deducts_once(engine: Engine) -> None:
     store = ErpStore(engine)
     store.set_stock(1, 1, 10, now=1)
@@ -265,6 +283,7 @@ CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
     one_batch_decides_each_snapshot_against_the_ones_before_it,
     a_refused_cancel_does_not_keep_the_order_from_taking_stock,
+    a_cancel_is_claimed_only_for_an_order_that_holds_no_stock,
     reserve_then_ship_deducts_once,
     cancel_before_shipping_releases_exactly_what_was_taken,
     first_seen_cancelled_then_an_older_snapshot_reserves_nothing,
