@@ -163,7 +163,13 @@ class AutoCancel:
                 f"the daily auto-cancel budget of {self.config.daily_budget} is spent",
                 {"decision": "over_budget"},
             )
-        self.metrics.auto_cancel_decisions.labels(shop, "cancel").inc()
+        if claim == "exists":
+            # Another replica decided first: finish its call, with the lines it chose.
+            call = self.outbox.get(event.shop_id, event.order_sn, CANCEL_KIND)
+            assert call is not None
+            payload = call.payload
+        else:
+            self.metrics.auto_cancel_decisions.labels(shop, "cancel").inc()
         self._caller.finish(event, self._cancel_spec(event, payload))
         return True
 
