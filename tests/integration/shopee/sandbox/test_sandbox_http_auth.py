@@ -92,9 +92,11 @@ def test_auth_endpoints_use_the_public_formula(
     assert "response" not in answer  # auth endpoints are flat
 
 
+# Ten seconds either side of the limit: the request reaches the sandbox's (real) clock a
+# moment after the caller stamped it, more than a second later on a loaded machine.
 @pytest.mark.parametrize(
     ("offset", "accepted"),
-    [(-299, True), (-301, False), (299, True), (301, False)],
+    [(-290, True), (-310, False), (290, True), (310, False)],
 )
 def test_timestamps_are_accepted_within_five_minutes_of_the_sandbox_clock(
     sandbox: SandboxServer, caller: ShopeeCaller, offset: int, accepted: bool
