@@ -17,7 +17,6 @@ from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.decisions import BuyerCancellationPolicy
 from consumers.erp.outbox import ActionRecord, Outbox, OutboxCall
 from consumers.erp.store import ErpStore
-from consumers.runtime import PartialFailure
 from orderflow.failures import Transient, kind_of
 from orderflow.metrics import Metrics
 from schemas.models import OrderAction, OrderEvent
@@ -28,7 +27,14 @@ from shopee.errors import (
     RetryableError,
     ShopAccessLost,
 )
-from tests.unit.consumers.twins import SHOP, T0, LineSpec, delivery, migrated_engine, order_event
+from tests.unit.consumers.twins import (
+    SHOP,
+    T0,
+    LineSpec,
+    handle_one,
+    migrated_engine,
+    order_event,
+)
 from tests.unit.shopee.fake_shopee import Call, Harness, Reply, error, make_harness, ok
 
 DAY = 86400
@@ -83,12 +89,7 @@ class Rig:
     events: list[OrderEvent] = field(default_factory=list)
 
     def handle(self, event: OrderEvent) -> str:
-        try:
-            (outcome,) = self.handler.handle([delivery(event)])
-        except PartialFailure as failure:
-            # What the runtime settles: the failure of the one record handed over.
-            assert failure.outcomes == []
-            raise failure.cause from None
+        outcome = handle_one(self.handler, event)
         return outcome
 
     def reply(self, path: str, handler: Callable[[Call], Reply]) -> None:

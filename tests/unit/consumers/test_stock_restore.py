@@ -14,12 +14,19 @@ from consumers.auto_cancel import AutoCancel
 from consumers.erp.ledger import LineState
 from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.store import ErpStore, StockCount
-from consumers.runtime import PartialFailure
 from consumers.stock_restore import StockRestore
 from orderflow.metrics import Metrics
 from schemas.models import OrderEvent
 from shopee import client as api
-from tests.unit.consumers.twins import SHOP, T0, LineSpec, delivery, migrated_engine, order_event
+from tests.unit.consumers.twins import (
+    SHOP,
+    T0,
+    LineSpec,
+    delivery,
+    handle_one,
+    migrated_engine,
+    order_event,
+)
 from tests.unit.shopee.fake_shopee import Harness, make_harness, ok
 from tests.unit.shopee.token_fakes import FakeClock
 
@@ -47,12 +54,7 @@ class Rig:
         self.store.import_stock([StockCount(1001, 1, 10), StockCount(1002, 1, 1)], now=1)
 
     def handle(self, event: OrderEvent) -> str:
-        try:
-            (outcome,) = self.handler.handle([delivery(event)])
-        except PartialFailure as failure:
-            # What the runtime settles: the failure of the one record handed over.
-            assert failure.outcomes == []
-            raise failure.cause from None
+        outcome = handle_one(self.handler, event)
         assert_ledger_adds_up(self.store)
         return outcome
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from consumers.actions import make_action
 from consumers.deadletter import DeadLetters
 from consumers.erp.outbox import ActionRecord
-from consumers.runtime import Delivery, handle_each
+from consumers.runtime import Delivery, Handler, PartialFailure, handle_each
 from orderflow.db import create_engine, migrate
 from orderflow.kafka import ConsumedRecord, Headers, KafkaUnavailable, Placed, Producer
 from orderflow.metrics import Metrics
@@ -99,6 +99,17 @@ def order_event(
         source=source,
         emitted_at=at(update_time + 1),
     )
+
+
+def handle_one(handler: Handler, event: OrderEvent) -> str:
+    """What ``handler`` did with ``event`` alone; a failure is raised as the runtime would
+    settle it (the cause, not the ``PartialFailure`` around it)."""
+    try:
+        (outcome,) = handler.handle([delivery(event)])
+    except PartialFailure as failure:
+        assert failure.outcomes == []
+        raise failure.cause from None
+    return outcome
 
 
 def delivery(event: OrderEvent, offset: int = 0, partition: int = 0) -> Delivery:
