@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := deploy/local/stack.sh
 CODE := orderflow schemas shopee producers consumers
+# Scripts outside the packages that are type-checked too.
+SCRIPTS := deploy/prometheus/catalogue.py deploy/compose/sandbox_setup.py
 # Reuse a stack started with `make up`; otherwise the tests start (and stop) their own.
 STACK_ENV = if $(STACK) status 2>/dev/null | grep -q '^kafka: running'; then eval "$$($(STACK) env)"; fi
 
@@ -33,6 +35,7 @@ format: setup ## ruff, rewriting files
 
 typecheck: setup ## mypy --strict on our packages
 	$(VENV)/bin/mypy $(CODE)
+	$(VENV)/bin/mypy $(SCRIPTS)
 
 test: setup ## every test: unit, then integration and e2e on the real stack
 	$(STACK) fetch
