@@ -72,6 +72,8 @@ class AutoCancel:
     config: AutoCancelConfig = field(default_factory=AutoCancelConfig)
     clock: Callable[[], float] = time.time
     name: str = CONSUMER_NAME
+    _budget_day: int | None = None
+    _budget_shops: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._caller = OnceCaller(
@@ -79,7 +81,20 @@ class AutoCancel:
         )
 
     def handle(self, deliveries: Sequence[Delivery]) -> list[str]:
+        day = budget_day_start(self.clock())
+        if day != self._budget_day:
+            # A new budget day: yesterday's "remaining" must not keep an alert up.
+            for shop_id in self._budget_shops:
+                self._show_budget(shop_id, day)
+            self._budget_day = day
         return handle_each(deliveries, lambda delivery: self._one(delivery.event))
+
+    def _show_budget(self, shop_id: int, since: int) -> None:
+        spent = self.outbox.spent(shop_id, CANCEL_KIND, since)
+        self.metrics.auto_cancel_budget_remaining.labels(str(shop_id)).set(
+            max(0, self.config.daily_budget - spent)
+        )
+        self._budget_shops.add(shop_id)
 
     def _one(self, event: OrderEvent) -> str:
         changed = False
@@ -143,10 +158,7 @@ class AutoCancel:
         )
         if claim == "covered":
             return False  # stock came back and the order took it meanwhile
-        spent = self.outbox.spent(event.shop_id, CANCEL_KIND, since)
-        self.metrics.auto_cancel_budget_remaining.labels(shop).set(
-            max(0, self.config.daily_budget - spent)
-        )
+        self._show_budget(event.shop_id, since)
         if claim == "over_budget":
             self.metrics.auto_cancel_decisions.labels(shop, "over_budget").inc()
             log.warning(

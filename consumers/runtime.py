@@ -167,6 +167,18 @@ class ConsumerRuntime:
     _publish_needed: bool = True
     _last_timestamp_ms: dict[tuple[str, int], int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every series this consumer may report exists from the start, at zero: Prometheus's
+        # increase() cannot see a counter's first step from "absent" to 1.
+        m, name = self.metrics, self.name
+        for outcome in ("applied", "unchanged", "dead_letter", "parked"):
+            m.records_consumed.labels(self.codec.topic, name, outcome)
+        m.dead_letters.labels(name)
+        m.consumer_retries.labels(name)
+        m.consumer_breaker_open.labels(name).set(0)
+        m.consumer_lag_seconds.labels(name).set(0)
+        m.consumer_parked_records.labels(name).set(0)
+
     @property
     def name(self) -> str:
         return self.handler.name

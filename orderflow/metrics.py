@@ -40,7 +40,8 @@ class Metrics:
         )
         self.records_consumed = Counter(
             "orderflow_records_consumed_total",
-            "Records a consumer finished with, by outcome (ok, skipped, dead_letter).",
+            "Records a consumer finished with, by outcome (applied, unchanged, dead_letter, "
+            "parked).",
             ["topic", "consumer", "outcome"],
             registry=r,
         )
@@ -94,7 +95,8 @@ class Metrics:
         self.pushes = Counter(
             "orderflow_webhook_pushes_total",
             "Pushes received, by push code and outcome (accepted, verification, "
-            "partner_event, ignored, bad_signature, malformed, too_large, unavailable).",
+            "partner_event, ignored, bad_signature, malformed, too_large, unavailable, "
+            "disconnected).",
             ["code", "outcome"],
             registry=r,
         )

@@ -414,6 +414,24 @@ def test_the_daily_budget_caps_cancels_per_shop(make_rig: MakeRig, metrics: Metr
     assert [c.body["order_sn"] for c in r.calls(CANCEL) if c.body] == ["S1", "O1", "S2"]
 
 
+def test_the_budget_left_is_shown_afresh_when_a_new_budget_day_begins(
+    make_rig: MakeRig, metrics: Metrics
+) -> None:
+    r = make_rig(AutoCancelConfig(daily_budget=3))
+    r.reply(CANCEL, cancelled_ok)
+    r.handle(short_order("S1"))
+
+    def remaining() -> float | None:
+        return metrics.registry.get_sample_value(
+            "orderflow_auto_cancel_budget_remaining", {"shop_id": str(SHOP)}
+        )
+
+    assert remaining() == 2
+    r.harness.clock.advance(DAY)
+    r.handle(order_event("C1", lines=COVERED))  # any record, no decision about this shop
+    assert remaining() == 3
+
+
 def test_an_unpaid_order_is_kept_until_it_is_paid(make_rig: MakeRig) -> None:
     r = make_rig()
     r.reply(CANCEL, cancelled_ok)
