@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from consumers.erp.tables import order_actions, shopee_outbox
-from orderflow.db import conflict_insert, write_transaction
+from orderflow.db import conflict_insert
 from schemas.models import OrderAction
 
 CallState = Literal["pending", "sent", "succeeded", "failed", "unknown"]
@@ -64,25 +64,6 @@ class Outbox:
         )
         with self._engine.begin() as conn:
             return len(conn.execute(statement).all()) == 1
-
-    def claim_within_budget(
-        self,
-        shop_id: int,
-        order_sn: str,
-        kind: str,
-        payload: str,
-        now: int,
-        *,
-        budget: int,
-        since: int,
-    ) -> ClaimResult:
-        """``claim``, unless the shop already claimed ``budget`` calls of this kind since
-        ``since`` (epoch seconds). Counting and claiming are one decision, so replicas
-        racing for a shop's last cancel of the day make one call between them."""
-        with write_transaction(self._engine) as conn:
-            return claim_within_budget(
-                conn, shop_id, order_sn, kind, payload, now, budget=budget, since=since
-            )
 
     def spent(self, shop_id: int, kind: str, since: int) -> int:
         """Calls of ``kind`` the shop claimed since ``since`` (epoch seconds)."""
@@ -157,8 +138,11 @@ def claim_within_budget(
     budget: int,
     since: int,
 ) -> ClaimResult:
-    """``Outbox.claim_within_budget`` inside the caller's write transaction (so it can be one
-    decision with what the caller read under the same locks)."""
+    """Claim a call (as ``Outbox.claim``) unless the shop already claimed ``budget`` calls of
+    this kind since ``since`` (epoch seconds); inside the caller's write transaction, so it is
+    one decision with what the caller read under the same locks. Counting and claiming are
+    one step under a per-shop lock, so replicas racing for a shop's last cancel of the day
+    make one call between them."""
     c = shopee_outbox.c
     if conn.dialect.name == "postgresql":
         conn.execute(
