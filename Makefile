@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STACK := deploy/local/stack.sh
 CODE := orderflow schemas shopee producers consumers
 # Scripts outside the packages that are type-checked too.
-SCRIPTS := deploy/prometheus/catalogue.py deploy/compose/sandbox_setup.py
+SCRIPTS := deploy/prometheus/catalogue.py deploy/compose/sandbox_setup.py deploy/local/live_view.py
 # Reuse a stack started with `make up`; otherwise the tests start (and stop) their own.
 STACK_ENV = if $(STACK) status 2>/dev/null | grep -q '^kafka: running'; then eval "$$($(STACK) env)"; fi
 

@@ -15,24 +15,32 @@
 #   5. `orderflow webhook`, `poller`, `enricher` and `consume erp-sync`, `consume
 #      stock-restore`, `consume auto-cancel`, logging to RUN_DIR; then the sandbox's callback
 #      URL is registered (with Shopee's verification push) and RATE new orders per second
-#      start flowing. The consumers (in groups of this run's own) and the enricher (when no
+#      start flowing, a share BUYER_REQUESTS of them soon asked to be cancelled by their
+#      buyer, so that the sandbox's orders move to IN_CANCEL for auto-cancel to answer
+#      within the first minute (the sandbox's own buyers ask rarely, hours of Shopee time
+#      after payment). The consumers (in groups of this run's own) and the enricher (when no
 #      other enricher holds its group) start at the end of what earlier runs left on the
 #      shared topics: those records name orders of sandboxes that are gone;
-#   6. every INTERVAL seconds, plain lines read from the sandbox, the processes' /metrics and
-#      /readyz and the run's database: orders by status, pushes, notices by source, events
-#      emitted, API calls, ERP orders and stock, reservations, restocks, auto-cancels,
-#      buyer-cancellation answers, consumer lag and dead letters, and each process's health;
-#   7. Ctrl-C (or ROUNDS=N rounds) sends every process one SIGTERM, waits for them to drain,
-#      prints a summary and leaves the stack up (`make down` stops it).
+#   6. what the pipeline does, read from the sandbox, the processes' /metrics and /readyz and
+#      the run's database (deploy/local/live_view.py): orders by status, pushes, orders
+#      ingested by source, events emitted, Shopee API calls and errors, ERP rows and stock,
+#      reservations, restocks, auto-cancels, buyer-cancellation answers, consumer lag, dead
+#      letters, and each process's health. On a terminal, a live view redrawn every 1.5 s;
+#      otherwise (output to a file or a pipe) a block of plain lines every INTERVAL seconds;
+#   7. Ctrl-C (or DURATION seconds, or ROUNDS rounds) sends every process one SIGTERM, waits
+#      for them to drain, prints a summary and leaves the stack up (`make down` stops it).
 #
 # Settings (environment or make variables, e.g. `make run RATE=5 FAULTS=1`):
 #   RATE (2) new orders/s over all shops; SHOPS (2); FAULTS (0): 1 = 30% of pushes dropped
 #   (Shopee keeps them for get_lost_push_message), 10% duplicated, reordered by up to 2 s;
 #   or a spec such as "drop=0.5,dup=0.2,reorder=3,silent=1,errors=0.05,latency=50" or a JSON
 #   object for PATCH /sandbox/faults. SHORT (0.25): the share of models whose ERP stock is
-#   short (0 to 3 on hand; the others 100000); 0 = no auto-cancels. ROUNDS (0 = until Ctrl-C);
-#   INTERVAL (5) seconds between status blocks; SEED (a new one per run, so order numbers
-#   never repeat across runs; it also picks the short models); TIME_FACTOR (0.01: Shopee's
+#   short (0 to 3 on hand; the others 100000); 0 = no auto-cancels. BUYER_REQUESTS (0.1):
+#   the share of orders whose buyer asks to cancel once they are READY_TO_SHIP; 0 = only
+#   the sandbox's own. DURATION (0 = until Ctrl-C) seconds of traffic, then the drain and
+#   the summary; ROUNDS (0) the same as a number of INTERVAL (5) seconds, the time between
+#   plain status blocks. SEED (a new one per run, so order numbers never repeat across
+#   runs; it also picks the short models and the buyers who ask to cancel); TIME_FACTOR (0.01: Shopee's
 #   minutes become seconds); SHOP_ID (100001, the first shop id); ports SANDBOX_PORT (8181),
 #   WEBHOOK_PORT (8080), POLLER_METRICS_PORT (9401), ENRICHER_METRICS_PORT (9402),
 #   ERP_SYNC_METRICS_PORT (9403), STOCK_RESTORE_METRICS_PORT (9404), AUTO_CANCEL_METRICS_PORT
@@ -46,6 +54,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 BIN="$ROOT/.venv/bin"
+VIEW="$ROOT/deploy/local/live_view.py"
 STACK="$ROOT/deploy/local/stack.sh"
 # Exported so that stack.sh and this script agree on one directory.
 export STACK_DIR="${STACK_DIR:-$ROOT/deploy/local/.stack}"
@@ -56,7 +65,9 @@ RATE="${RATE:-${TRAFFIC_RATE:-2}}"
 SHOPS="${SHOPS:-2}"
 FAULTS="${FAULTS:-0}"
 SHORT="${SHORT:-0.25}"
-ROUNDS="${ROUNDS:-0}" # 0 = until Ctrl-C
+BUYER_REQUESTS="${BUYER_REQUESTS:-0.1}"
+DURATION="${DURATION:-0}" # 0 = until Ctrl-C (or ROUNDS)
+ROUNDS="${ROUNDS:-0}" # 0 = until Ctrl-C (or DURATION)
 INTERVAL="${INTERVAL:-5}"
 SEED="${SEED:-$(date +%s)}"
 TIME_FACTOR="${TIME_FACTOR:-0.01}"
@@ -88,24 +99,27 @@ say() { printf '\n== %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$BIN/orderflow" ]] || die "no $BIN/orderflow; run \`make run\` (it runs \`make setup\` first)."
-for number in RATE SHOPS ROUNDS INTERVAL TIME_FACTOR SHORT; do
+for number in RATE SHOPS ROUNDS INTERVAL DURATION TIME_FACTOR SHORT BUYER_REQUESTS; do
   [[ "${!number}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$number must be a number, not '${!number}'"
 done
 awk -v s="$SHORT" 'BEGIN { exit !(s <= 1) }' || die "SHORT is a share of the models, from 0 to 1, not '$SHORT'"
+awk -v s="$BUYER_REQUESTS" 'BEGIN { exit !(s <= 1) }' \
+  || die "BUYER_REQUESTS is a share of the orders, from 0 to 1, not '$BUYER_REQUESTS'"
 [[ "$SHOPS" =~ ^[1-9][0-9]*$ ]] || die "SHOPS must be a whole number of at least 1, not '$SHOPS'"
 [[ "$ROUNDS" =~ ^[0-9]+$ ]] || die "ROUNDS must be a whole number, not '$ROUNDS'"
+awk -v i="$INTERVAL" 'BEGIN { exit !(i > 0) }' || die "INTERVAL must be more than 0 seconds, not '$INTERVAL'"
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "SEED must be a whole number, not '$SEED'"
 # RATE goes into a JSON body as it is, and JSON refuses a leading zero such as "02".
 RATE="$(awk -v r="$RATE" 'BEGIN { print r + 0 }')"
 
-# The status lines, the summary, FAULTS parsing and the run's set-up steps (database, ERP
-# stock file, consumer groups): Python from the venv, standard library plus what orderflow
-# itself depends on, so nothing beyond `make setup` is needed.
+# FAULTS parsing and the run's set-up steps (database, ERP stock file, consumer groups):
+# Python from the venv, standard library plus what orderflow itself depends on, so nothing
+# beyond `make setup` is needed. The view and the summary are deploy/local/live_view.py.
 helper() {
   "$BIN/python" - "$@" <<'PY'
 import signal
 
-# Ctrl-C during a status round ends the helper quietly (no traceback); while the script
+# Ctrl-C during a set-up step ends the helper quietly (no traceback); while the script
 # drains it ignores Ctrl-C, and so does this helper then.
 if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -117,12 +131,7 @@ import random
 import sys
 import urllib.error
 import urllib.request
-from collections import Counter
 
-from prometheus_client.parser import text_string_to_metric_families
-
-LIFECYCLE = ["UNPAID", "READY_TO_SHIP", "PROCESSED", "RETRY_SHIP", "SHIPPED",
-             "TO_CONFIRM_RECEIVE", "IN_CANCEL", "CANCELLED", "TO_RETURN", "COMPLETED"]
 DEFAULT_FAULTS = {"push_drop_rate": 0.3, "push_duplicate_rate": 0.1,
                   "push_reorder_max_delay_seconds": 2.0}
 CONSUMERS = ["erp-sync", "stock-restore", "auto-cancel"]
@@ -193,222 +202,6 @@ def describe_faults(text):
     if f.get("rate_limit_per_second"):
         parts.append(f"rate limit {f['rate_limit_per_second']}/s per shop")
     return "; ".join(parts) or "none"
-
-
-def collect(sandbox, processes):
-    health, samples = {}, []
-    for name, base in processes.items():
-        code, _ = get(base + "/readyz")
-        health[name] = "ready" if code == 200 else ("down" if code is None else "NOT READY")
-        code, text = get(base + "/metrics")
-        if code == 200:
-            for family in text_string_to_metric_families(text):
-                samples.extend((s.name, s.labels, s.value) for s in family.samples)
-    code, text = get(sandbox + "/sandbox/state")
-    state = json.loads(text) if code == 200 else None
-    health["sandbox"] = "up" if state is not None else "down"
-    return health, samples, state
-
-
-def by(samples, name, label):
-    counts = Counter()
-    for sample_name, labels, value in samples:
-        if sample_name == name:
-            counts[labels.get(label, "")] += int(value)
-    return counts
-
-
-def counted(n, noun):
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def gauges(samples, name, label):
-    return {labels.get(label, ""): value for sample_name, labels, value in samples
-            if sample_name == name}
-
-
-def listed(counts, order=()):
-    keys = [k for k in order if counts.get(k)] + sorted(k for k in counts if k not in order and counts[k])
-    return ", ".join(f"{k} {counts[k]}" for k in keys) or "none yet"
-
-
-def short_api(api):
-    return api.rstrip("/").replace(".", "/").rsplit("/", 1)[-1]
-
-
-def erp_state():
-    """What the run's ERP holds now: orders, models, units reserved, models with none
-    available; None while its database does not answer."""
-    import sqlalchemy as sa
-
-    from consumers.erp.tables import erp_orders, erp_stock
-    from orderflow.db import create_engine
-    from orderflow.settings import load_settings
-
-    engine = create_engine(load_settings().database_url)
-    try:
-        with engine.connect() as conn:
-            orders = conn.execute(sa.select(sa.func.count()).select_from(erp_orders)).scalar_one()
-            empty = sa.case((erp_stock.c.on_hand - erp_stock.c.reserved <= 0, 1), else_=0)
-            models, reserved, none_left = conn.execute(
-                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(erp_stock.c.reserved), 0),
-                          sa.func.coalesce(sa.func.sum(empty), 0))
-            ).one()
-    except sa.exc.SQLAlchemyError:
-        return None
-    finally:
-        engine.dispose()
-    return {"orders": int(orders), "models": int(models), "reserved": int(reserved),
-            "none_left": int(none_left)}
-
-
-def consumer_report(sandbox, samples, erp):
-    """The consumers' status lines and summary lines: ``erp`` (what the run's ERP holds),
-    what the consumers did from their /metrics, what Shopee was asked from the sandbox's
-    call log."""
-    code, text = get(sandbox + "/sandbox/calls/counts")
-    calls = json.loads(text) if code == 200 else {}
-    sandbox_cancels = calls.get("order.cancel_order", 0)
-    sandbox_answers = calls.get("order.handle_buyer_cancellation", 0)
-    actions = Counter()
-    for name, labels, value in samples:
-        if name == "orderflow_order_actions_total":
-            actions[labels.get("kind", ""), labels.get("outcome", "")] += int(value)
-
-    def outcomes(kind):
-        return Counter({outcome: n for (k, outcome), n in actions.items() if k == kind})
-
-    upserts = sum(outcomes("erp_upsert").values())
-    # Either consumer moves an order's lines through the ledger, whichever sees it first.
-    reserves, restocks, deducts = (
-        sum(outcomes(kind).values()) for kind in ("stock_reserve", "stock_restore", "stock_deduct")
-    )
-    cancels, answers = outcomes("cancel_order"), outcomes("buyer_cancellation")
-    decisions = by(samples, "orderflow_auto_cancel_decisions_total", "decision")
-    unapplied = Counter({k: v for k, v in cancels.items() if k in ("rejected", "failed")})
-    records = by(samples, "orderflow_records_consumed_total", "consumer")
-    dead = by(samples, "orderflow_dead_letters_total", "consumer")
-    lag = gauges(samples, "orderflow_consumer_lag_seconds", "consumer")
-    parked = Counter({k: int(v) for k, v in
-                      gauges(samples, "orderflow_consumer_parked_records", "consumer").items() if v})
-
-    if erp is None:
-        erp_text = "the run's database does not answer"
-        erp_summary = erp_text
-    else:
-        erp_text = (f"{counted(erp['orders'], 'order')} synced ({counted(upserts, 'upsert')} by "
-                    f"erp-sync); stock of {counted(erp['models'], 'model')}: "
-                    f"{counted(erp['reserved'], 'unit')} reserved, {erp['none_left']} with none "
-                    "available")
-        erp_summary = (f"{counted(erp['orders'], 'order')} synced; "
-                       f"{counted(erp['reserved'], 'unit')} reserved over "
-                       f"{counted(erp['models'], 'model')}, {erp['none_left']} with none available")
-    stock_text = (f"{counted(reserves, 'reservation')}, {counted(restocks, 'restock')} of "
-                  f"cancelled orders, {counted(deducts, 'deduction')} of shipped ones")
-    cancel_text = (
-        f"{counted(cancels['applied'], 'order')} cancelled as OUT_OF_STOCK (the sandbox "
-        f"answered {counted(sandbox_cancels, 'cancel_order call')}); short orders decided: "
-        f"{listed(decisions, ['cancel', 'dry_run', 'over_budget'])}"
-        + (f"; not applied: {listed(unapplied)}" if unapplied else "")
-    )
-    answer_text = (
-        f"{counted(answers['applied'], 'cancellation request')} answered (the sandbox "
-        f"answered {counted(sandbox_answers, 'handle_buyer_cancellation call')})"
-        + (f"; not applied: {listed(Counter({k: v for k, v in answers.items() if k != 'applied'}))}"
-           if set(answers) - {"applied"} else "")
-    )
-    per_consumer = "; ".join(
-        f"{name} {counted(records.get(name, 0), 'record')}"
-        + (f", lag {lag[name]:.1f} s" if name in lag else "")
-        for name in CONSUMERS
-    )
-    dead_text = f"dead letters: {listed(dead, CONSUMERS)}"
-    if parked:
-        dead_text += f"; parked (blocked shops): {listed(parked, CONSUMERS)}"
-    lines = [
-        f"erp       {erp_text}",
-        f"stock     {stock_text}",
-        f"cancels   {cancel_text}",
-        f"buyers    {answer_text}",
-        f"consumers {per_consumer}; {dead_text}",
-    ]
-    summary = [
-        f"ERP: {erp_summary}",
-        f"stock: {stock_text}",
-        f"auto-cancels: {cancel_text}",
-        f"buyers: {answer_text}",
-        f"consumers: {per_consumer}; {dead_text}",
-    ]
-    return lines, summary
-
-
-def report(sandbox, processes):
-    # The database first: its modules take a moment to load, and the numbers of one block
-    # should be read as close together as they can.
-    erp = erp_state()
-    health, samples, state = collect(sandbox, processes)
-    lines = []
-    if state is not None:
-        orders = Counter(state["orders_by_status"])
-        lines.append(f"orders    {sum(orders.values())} in the sandbox: {listed(orders, LIFECYCLE)}")
-        p = state["pushes"]
-        drained = p["lost"] - p["lost_unconfirmed"]
-        lines.append(
-            f"pushes    {p['emitted']} sent by Shopee: {p['delivered']} delivered (duplicates "
-            f"count twice), {p['lost']} lost ({drained} drained by the poller), "
-            f"{p['dropped']} dropped silently, {p['pending']} pending"
-        )
-    else:
-        lines.append("orders    the sandbox does not answer")
-    received = by(samples, "orderflow_webhook_pushes_total", "outcome")
-    lines.append(f"webhook   {sum(received.values())} pushes received: {listed(received)}")
-    notices = by(samples, "orderflow_notices_produced_total", "source")
-    sources = ["push", "poll", "lost_push", "backfill"]
-    lines.append(f"notices   {sum(notices.values())} written: {listed(notices, sources)}")
-    events = by(samples, "orderflow_enricher_events_total", "source")
-    first = sum(by(samples, "orderflow_enricher_changes_first_seen_by_poll_total", "source").values())
-    found = (f"{first} change{'' if first == 1 else 's'} found by polling or the lost-push "
-             "drain before any push")
-    lines.append(
-        f"events    {sum(events.values())} emitted to the orders topic: {listed(events, sources)}; "
-        + found
-    )
-    done = by(samples, "orderflow_enricher_notices_total", "outcome")
-    lines.append(f"enricher  {sum(done.values())} notices done: {listed(done, ['emitted', 'unchanged'])}")
-    calls, outcomes = Counter(), Counter()
-    for name, labels, value in samples:
-        if name == "orderflow_shopee_requests_total":
-            calls[short_api(labels.get("api", ""))] += int(value)
-            outcomes[labels.get("outcome", "")] += int(value)
-    problems = listed(Counter({k: v for k, v in outcomes.items() if k != "ok"}))
-    lines.append(
-        f"shopee    {sum(calls.values())} API calls: {listed(calls)}; not ok: {problems}"
-    )
-    consumer_lines, consumer_summary = consumer_report(sandbox, samples, erp)
-    lines.extend(consumer_lines)
-    health_line = "health    " + ", ".join(f"{n} {h}" for n, h in health.items())
-    blocked = sorted(
-        f"{labels.get('shop_id')} ({labels.get('reason')}, {labels.get('process')})"
-        for name, labels, value in samples
-        if name == "orderflow_shop_blocked" and value == 1
-    )
-    if blocked:
-        # e.g. a shop whose authorisation is gone, or whose API quota is spent
-        health_line += "; shops set aside: " + ", ".join(blocked)
-    lines.append(health_line)
-    summary = []
-    if state is not None:
-        summary.append(f"orders in the sandbox: {sum(orders.values())} ({listed(orders, LIFECYCLE)})")
-        summary.append(
-            f"pushes: {p['emitted']} sent by Shopee, {p['delivered']} delivered, {p['lost']} lost "
-            f"({drained} drained by the poller), {p['dropped']} dropped silently"
-        )
-    summary.append(f"notices written: {sum(notices.values())} ({listed(notices, sources)})")
-    summary.append(
-        f"events emitted: {sum(events.values())} ({listed(events, sources)}); " + found
-    )
-    summary.extend(consumer_summary)
-    return lines, summary
 
 
 def skip_to_end(topic, groups):
@@ -547,11 +340,6 @@ def main(argv):
         print(fresh_database(argv[1]))
     elif mode == "seed-stock":
         seed_stock(argv[1], argv[2], float(argv[3]), argv[4])
-    elif mode in ("status", "summary"):
-        sandbox = argv[1]
-        processes = dict(arg.split("=", 1) for arg in argv[2:])
-        lines, summary = report(sandbox, processes)
-        print("\n".join(lines if mode == "status" else summary))
 
 
 main(sys.argv[1:])
@@ -634,7 +422,45 @@ stop() {
   done
 }
 
-endpoints() { local n; for n in "${PIPELINE[@]}"; do printf '%s=%s ' "$n" "${URL_OF[$n]}"; done; }
+# view_args: live_view.py's arguments naming the sandbox and every process's base URL.
+view_args() {
+  local name
+  printf '%s\n' --sandbox "$SANDBOX_URL"
+  for name in "${PIPELINE[@]}"; do printf '%s\n' --process "$name=${URL_OF[$name]}"; done
+}
+
+# buyer_requests: until killed, once a second, each order newly READY_TO_SHIP gets, with the
+# chance BUYER_REQUESTS, its buyer's cancellation request (POST /sandbox/orders/SN/buyer_cancel,
+# request=true: IN_CANCEL, the seller must answer). An order already cancelled or shipped
+# meanwhile refuses the request, and that is fine. Run in the background; SEED picks the buyers.
+buyer_requests() {
+  local threshold sn
+  local -A seen=()
+  threshold="$(awk -v s="$BUYER_REQUESTS" 'BEGIN { printf "%d", s * 32768 }')"
+  RANDOM=$SEED
+  while sleep 1; do
+    for sn in $(curl -fsS --max-time 2 "$SANDBOX_URL/sandbox/orders?status=READY_TO_SHIP" 2>/dev/null \
+      | grep -o '"order_sn":"[^"]*"' | cut -d'"' -f4 || true); do
+      [[ -z "${seen[$sn]:-}" ]] || continue
+      seen[$sn]=1
+      if (( RANDOM < threshold )); then
+        curl -sS -o /dev/null --max-time 2 -X POST "$SANDBOX_URL/sandbox/orders/$sn/buyer_cancel" \
+          -H 'Content-Type: application/json' -d '{"request": true}' 2>/dev/null || true
+      fi
+    done
+  done
+}
+BUYERS_PID=""
+
+# The running view, stopped first on the way out: its last frame stays on the terminal, and
+# nothing else may write there while it draws.
+WATCH_PID=""
+stop_watch() {
+  [[ -n "$WATCH_PID" ]] || return 0
+  kill -TERM "$WATCH_PID" 2>/dev/null || true
+  wait "$WATCH_PID" 2>/dev/null || true
+  WATCH_PID=""
+}
 
 STARTED_TRAFFIC_AT=""
 OWN_PIDS_FILE=""
@@ -646,16 +472,19 @@ on_exit() {
   FINISHED=1
   # A second Ctrl-C must not cut the drain short (children inherit the ignore, too).
   trap '' INT TERM
+  stop_watch
+  [[ -z "$BUYERS_PID" ]] || kill -TERM "$BUYERS_PID" 2>/dev/null || true
   if [[ ${#PID_OF[@]} -eq 0 ]]; then
     [[ -z "$OWN_PIDS_FILE" ]] || rm -f "$PIDS_FILE"
     exit "$rc"
   fi
-  local summary=""
+  local summary="" args=() traffic_seconds=""
   if [[ -n "${PID_OF[sandbox]:-}" ]]; then
     # No new orders while the pipeline drains; then the last numbers, while /metrics answer.
     curl -fsS -o /dev/null --max-time 3 -X POST "$SANDBOX_URL/sandbox/traffic/stop" 2>/dev/null || true
-    # shellcheck disable=SC2046
-    summary="$(helper summary "$SANDBOX_URL" $(endpoints) 2>/dev/null || true)"
+    [[ -z "$STARTED_TRAFFIC_AT" ]] || traffic_seconds=$((SECONDS - STARTED_TRAFFIC_AT))
+    mapfile -t args < <(view_args)
+    summary="$("$BIN/python" "$VIEW" summary "${args[@]}" 2>/dev/null || true)"
   fi
   say "stopping: SIGTERM to ${PIPELINE[*]} (they drain), then the sandbox"
   stop "${PIPELINE[@]}"
@@ -667,7 +496,7 @@ on_exit() {
     codes+=("$name exit ${EXIT_OF[$name]}")
     [[ "${EXIT_OF[$name]}" == 0 ]] || clean=0
   done
-  say "summary${STARTED_TRAFFIC_AT:+ after $((SECONDS - STARTED_TRAFFIC_AT)) s of traffic}"
+  say "summary${traffic_seconds:+ after $traffic_seconds s of traffic}"
   [[ -z "$summary" ]] || printf '%s\n' "$summary"
   echo "processes: $(IFS=,; echo "${codes[*]}" | sed 's/,/, /g')$( ((clean)) && echo ' (all stopped cleanly)')"
   [[ -z "$FAILED" ]] || echo "FAILED: $FAILED"
@@ -798,11 +627,13 @@ curl -fsS --max-time 10 -X PUT "$SANDBOX_URL/sandbox/callback" -H 'Content-Type:
 echo "pushes go to $ORDERFLOW_WEBHOOK_PUBLIC_URL, signed with the push key"
 
 faults_body="$(helper faults "$FAULTS")" || die "FAULTS='$FAULTS' is not 0, 1, key=value,... or JSON"
+faults_text="none"
 if [[ -n "$faults_body" ]]; then
   answer="$(curl -sS --max-time 5 -X PATCH "$SANDBOX_URL/sandbox/faults" \
     -H 'Content-Type: application/json' -d "$faults_body")"
   [[ "$answer" != *'"error"'* ]] || die "the sandbox refused FAULTS='$FAULTS': $answer"
-  echo "faults: $(helper describe-faults "$answer")"
+  faults_text="$(helper describe-faults "$answer")"
+  echo "faults: $faults_text"
 fi
 
 say "starting traffic: $RATE new orders/s over ${#shop_ids[@]} shops (time factor $TIME_FACTOR); Ctrl-C stops"
@@ -810,14 +641,27 @@ curl -fsS --max-time 5 -X POST "$SANDBOX_URL/sandbox/traffic/start" -H 'Content-
   -d "{\"rate\": $RATE, \"seed\": $SEED, \"time_factor\": $TIME_FACTOR, \"shop_ids\": [$(IFS=,; echo "${shop_ids[*]}")]}" \
   >/dev/null
 STARTED_TRAFFIC_AT=$SECONDS
+if [[ "$(awk -v s="$BUYER_REQUESTS" 'BEGIN { print (s > 0) }')" == 1 ]]; then
+  echo "buyers ask to cancel $(awk -v s="$BUYER_REQUESTS" 'BEGIN { print s * 100 }')% of the orders once they are READY_TO_SHIP"
+  buyer_requests &
+  BUYERS_PID=$!
+fi
 
-round=0
-while :; do
-  sleep "$INTERVAL"
-  round=$((round + 1))
-  say "round $round, $((SECONDS - STARTED_TRAFFIC_AT)) s"
-  # shellcheck disable=SC2046
-  helper status "$SANDBOX_URL" $(endpoints) || true
+# The view in the background, so that Ctrl-C (and SIGTERM) reach this script's trap at once;
+# a background command ignores SIGINT, and the trap stops the view with SIGTERM instead.
+# Started straight from this script, so that WATCH_PID is the view's own pid.
+mapfile -t args < <(view_args)
+for name in "${PIPELINE[@]}" sandbox; do args+=(--pid "$name=${PID_OF[$name]}"); done
+"$BIN/python" "$VIEW" watch "${args[@]}" --interval "$INTERVAL" --rounds "$ROUNDS" \
+  --duration "$DURATION" \
+  --about "$RATE new orders/s over ${#shop_ids[@]} shops (time factor $TIME_FACTOR); faults: $faults_text" \
+  --about "logs in $RUN_DIR" &
+WATCH_PID=$!
+code=0
+wait "$WATCH_PID" || code=$?
+WATCH_PID=""
+if [[ $code != 0 ]]; then
+  # 3: a process exited on its own; which one, the script finds out itself.
   for name in "${PIPELINE[@]}" sandbox; do
     if ! alive "${PID_OF[$name]}"; then
       code=0
@@ -828,5 +672,6 @@ while :; do
       exit 1
     fi
   done
-  if [[ "$ROUNDS" != 0 && "$round" -ge "$ROUNDS" ]]; then break; fi
-done
+  FAILED="the view (deploy/local/live_view.py) failed with code $code"
+  exit 1
+fi
