@@ -5,7 +5,6 @@ in one case and stay silent in another."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,7 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,16 +20,6 @@ RULE_FILES = [PROMETHEUS_DIR / "recording-rules.yml", PROMETHEUS_DIR / "alert-ru
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 OPERATIONS = ROOT / "docs" / "operations.md"
 SEVERITIES = {"critical", "warning"}
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs the Debian package prometheus")
-        pytest.skip("promtool is not installed (Debian package prometheus; .ci/run installs it)")
-    return found
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
