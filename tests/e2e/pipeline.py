@@ -76,6 +76,7 @@ class Pipeline:
     webhook_port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_urls: dict[str, str] = field(default_factory=dict)
     starts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     database_url: str = ""
 
@@ -152,6 +153,8 @@ class Pipeline:
         logging to ``NAME.<nth start>.log``."""
         metrics_port = free_port()
         env = self.env(sandbox) | {"ORDERFLOW_METRICS_PORT": str(metrics_port)}
+        port = self.webhook_port if name == "webhook" else metrics_port
+        self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
         self.starts[name] += 1
         with (self.workdir / f"{name}.{self.starts[name]}.log").open("wb") as log:
             # The child keeps its own copy of the descriptor.
@@ -164,6 +167,19 @@ class Pipeline:
             # Alive once it is wired (database migrated, registry answered) and serves its
             # health endpoints; a consumer that cannot start fails here, not minutes later.
             self._wait_ready(f"http://127.0.0.1:{metrics_port}/healthz", name, timeout=60)
+
+    def exposition_problems(self, promtool: str) -> dict[str, str]:
+        """Per running process, what ``promtool check metrics`` says is wrong with its
+        ``/metrics`` (processes it accepts are left out)."""
+        problems = {}
+        for name in self.processes:
+            body = httpx.get(self.metrics_urls[name], timeout=10).content
+            checked = subprocess.run(
+                [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
+            )
+            if checked.returncode != 0 or checked.stdout.strip() or checked.stderr.strip():
+                problems[name] = (checked.stdout + checked.stderr).decode(errors="replace")
+        return problems
 
     def start_consumer(self, name: str, sandbox: SandboxServer, start: str = "earliest") -> None:
         """``orderflow consume NAME --from START`` as the process ``name``."""

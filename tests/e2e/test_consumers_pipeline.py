@@ -28,6 +28,7 @@ summary line gives the figures.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -324,6 +325,11 @@ def test_consumers_keep_the_erp_equal_to_shopee_through_crashes_and_an_outage(
             _converge(pipeline, sandbox)
             converge_seconds = time.monotonic() - converging
             figures = _assert_consumers_correct(pipeline, sandbox, catalogue)
+            # Every process's /metrics, after a run that touched every metric it has, is
+            # valid exposition (CI installs promtool; without it this check is left out).
+            promtool = shutil.which("promtool")
+            if promtool is not None:
+                assert pipeline.exposition_problems(promtool) == {}
         finally:
             codes = pipeline.stop_all()
     assert codes == dict.fromkeys(("webhook", "poller", "enricher", *CONSUMERS), 0), (
