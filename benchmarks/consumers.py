@@ -47,7 +47,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 
-from benchmarks.cpu import Cpu, CpuSample
+from benchmarks.cpu import AssignmentClock, Cpu
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
 from consumers.cli import (
@@ -247,22 +247,6 @@ class _Run:
         return self.events / self.seconds
 
 
-class _Clock:
-    """Starts when the consumer group assigned the partitions, so joining is not measured."""
-
-    def __init__(self) -> None:
-        self.started: CpuSample | None = None
-
-    def assigned(self, partitions: list[tuple[str, int]]) -> None:
-        if self.started is None:
-            self.started = CpuSample.take()
-
-    def stop(self, events: int, actions: int = 0) -> _Run:
-        assert self.started is not None
-        now = CpuSample.take()
-        return _Run(now.at - self.started.at, events, self.started.until(now), actions)
-
-
 @dataclass
 class _World:
     stack: Stack
@@ -348,7 +332,7 @@ def _bare_round(world: _World) -> _Run:
     the floor every consumer stands on, so nothing of orderflow's may be in it but the codec."""
     settings = world.settings
     codec = AvroCodec(OrderEvent, settings.topic_orders, world.registry)
-    clock = _Clock()
+    clock = AssignmentClock()
 
     class Assigned(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
         def on_partitions_revoked(self, revoked: object) -> None:
@@ -388,7 +372,8 @@ def _bare_round(world: _World) -> _Run:
                 for tp, offset in ends.items()
             }
         )
-        return clock.stop(decoded)
+        seconds, cpu = clock.stop()
+        return _Run(seconds, decoded, cpu)
     finally:
         consumer.close(autocommit=False)
 
@@ -425,7 +410,7 @@ def _consumer_round(world: _World, subject: Subject, events: int) -> _Run:
                 if runtime is not None:
                     runtime.on_revoked(partitions)
 
-            clock = _Clock()
+            clock = AssignmentClock()
             consumer = Consumer(
                 settings,
                 group_id=world.fresh_group(subject.consumer),
@@ -445,7 +430,8 @@ def _consumer_round(world: _World, subject: Subject, events: int) -> _Run:
                         f"{events} records"
                     )
                 finished += runtime.run_once(parts.stop)
-            return clock.stop(finished, _counted(metrics.order_actions))
+            seconds, cpu = clock.stop()
+            return _Run(seconds, finished, cpu, _counted(metrics.order_actions))
         finally:
             if consumer is not None:
                 consumer.close()

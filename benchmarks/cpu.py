@@ -96,3 +96,21 @@ def mean(cpus: list[tuple[Cpu, float]]) -> Cpu | None:
         average([c.machine for c, _ in cpus]),
         cpus[0][0].cores,
     )
+
+
+class AssignmentClock:
+    """Times a consumer from when its group assigned the partitions (joining is not
+    measured) to ``stop``; pass ``assigned`` as the consumer's on-assigned callback."""
+
+    def __init__(self) -> None:
+        self.started: CpuSample | None = None
+
+    def assigned(self, partitions: list[tuple[str, int]]) -> None:
+        if self.started is None:
+            self.started = CpuSample.take()
+
+    def stop(self) -> tuple[float, Cpu]:
+        """Seconds since the assignment, and the CPU used meanwhile."""
+        assert self.started is not None
+        now = CpuSample.take()
+        return now.at - self.started.at, self.started.until(now)

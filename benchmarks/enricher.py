@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from benchmarks.cpu import Cpu, CpuSample
+from benchmarks.cpu import AssignmentClock, Cpu
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
 from orderflow.db import create_engine, migrate
@@ -177,22 +177,6 @@ class _Run:
         return self.events / self.seconds
 
 
-class _Clock:
-    """Starts when the consumer group assigned the partitions, so joining is not measured."""
-
-    def __init__(self) -> None:
-        self.started: CpuSample | None = None
-
-    def assigned(self, partitions: list[tuple[str, int]]) -> None:
-        if self.started is None:
-            self.started = CpuSample.take()
-
-    def stop(self, events: int, detail_calls: int) -> _Run:
-        assert self.started is not None
-        now = CpuSample.take()
-        return _Run(now.at - self.started.at, events, detail_calls, self.started.until(now))
-
-
 def _emitted(metrics: Metrics) -> int:
     return round(
         sum(
@@ -205,7 +189,7 @@ def _emitted(metrics: Metrics) -> int:
 
 
 def _run_enricher(world: _World) -> _Run:
-    clock = _Clock()
+    clock = AssignmentClock()
     consumer = world.consumer("bench-enricher", clock.assigned)
     settings = world.settings
     # As `orderflow enricher` runs it: transactions on (the default), a producer of its own.
@@ -227,7 +211,8 @@ def _run_enricher(world: _World) -> _Run:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the enricher emitted {_emitted(world.metrics)} events")
             enricher.run_once()
-        run = clock.stop(_emitted(world.metrics), world.detail_calls() - calls_before)
+        seconds, cpu = clock.stop()
+        run = _Run(seconds, _emitted(world.metrics), world.detail_calls() - calls_before, cpu)
     finally:
         consumer.close()
         producer.close()
@@ -235,7 +220,7 @@ def _run_enricher(world: _World) -> _Run:
 
 
 def _run_one_call_per_push(world: _World) -> _Run:
-    clock = _Clock()
+    clock = AssignmentClock()
     consumer = world.consumer("bench-one-call-per-push", clock.assigned)
     notice_codec = AvroCodec(OrderNotice, world.settings.topic_notices, world.registry)
     event_codec = AvroCodec(OrderEvent, world.settings.topic_orders, world.registry)
@@ -273,7 +258,8 @@ def _run_one_call_per_push(world: _World) -> _Run:
                 next_offsets[tp] = max(next_offsets.get(tp, 0), record.offset + 1)
             if next_offsets:
                 consumer.commit(next_offsets)
-        run = clock.stop(events, world.detail_calls() - calls_before)
+        seconds, cpu = clock.stop()
+        run = _Run(seconds, events, world.detail_calls() - calls_before, cpu)
     finally:
         consumer.close()
     return run
