@@ -60,11 +60,11 @@ from consumers.cli import (
 from consumers.erp.store import ErpStore, StockCount
 from consumers.runtime import ConsumerRuntime
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer, Producer, client_config
+from orderflow.kafka import Consumer, Producer, client_config
 from orderflow.metrics import Metrics
 from orderflow.process import StopFlag
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import create_topics
 from orderflow.wiring import ProcessParts
 from schemas.codec import AvroCodec
 from schemas.models import OrderAction, OrderEvent, OrderLine, Package, make_event_id, order_key
@@ -292,11 +292,7 @@ def _world(stack: Stack, workdir: Path) -> Iterator[_World]:
         shopee_base_url=f"http://127.0.0.1:{free_port()}",
     )
     with SchemaRegistryClient(settings.schema_registry_url) as registry:
-        admin = Admin(settings)
-        try:
-            ensure_topics(settings, admin, registry)
-        finally:
-            admin.close()
+        create_topics(settings, registry)
         yield _World(stack, settings, registry, workdir, unique)
 
 

@@ -35,10 +35,10 @@ from benchmarks.cpu import AssignmentClock, Cpu
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer, Producer, wait_all
+from orderflow.kafka import Consumer, Producer, wait_all
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import create_topics
 from producers.enricher import build_enricher, enricher_producer_options, event_from_detail
 from producers.notices import NoticeWriter
 from schemas.codec import AvroCodec
@@ -97,11 +97,7 @@ def _world(stack: Stack, tmp: Path) -> Iterator[_World]:
     migrate(engine)
     metrics = Metrics(CollectorRegistry())
     with SchemaRegistryClient(settings.schema_registry_url) as registry:
-        admin = Admin(settings)
-        try:
-            ensure_topics(settings, admin, registry)
-        finally:
-            admin.close()
+        create_topics(settings, registry)
         producer = Producer(settings, metrics)
         try:
             with SandboxServer(SandboxConfig(partner_key=PARTNER_KEY)) as sandbox:

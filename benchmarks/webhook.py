@@ -39,9 +39,8 @@ from starlette.routing import Route
 from benchmarks.loadgen import Load, Outcome, Target, pooled, run_loads
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
-from orderflow.kafka import Admin
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import create_topics
 from producers.webhook import PUSH_PATH
 from schemas.registry import SchemaRegistryClient
 from tests.integration.stack import Stack, free_port
@@ -204,11 +203,7 @@ def _measure(stack: Stack, tmp: Path) -> _Measured:
     unique = uuid.uuid4().hex[:10]
     settings = _settings(stack, unique, tmp / "webhook.db")
     with SchemaRegistryClient(settings.schema_registry_url) as registry:
-        admin = Admin(settings)
-        try:
-            ensure_topics(settings, admin, registry)
-        finally:
-            admin.close()
+        create_topics(settings, registry)
 
     webhook_port, bare_port = free_port(), free_port()
     webhook_url = f"http://{HOST}:{webhook_port}{PUSH_PATH}"

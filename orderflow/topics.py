@@ -83,6 +83,15 @@ def ensure_topics(settings: Settings, admin: Admin, registry: SchemaRegistryClie
     return report
 
 
+def create_topics(settings: Settings, registry: SchemaRegistryClient) -> list[str]:
+    """``ensure_topics`` with an admin client of its own, closed afterwards."""
+    admin = Admin(settings)
+    try:
+        return ensure_topics(settings, admin, registry)
+    finally:
+        admin.close()
+
+
 @click.command("topics")
 def topics_command() -> None:
     """Create orderflow's topics (and dead-letter topics) and register their Avro schemas.
@@ -92,10 +101,6 @@ def topics_command() -> None:
     ORDERFLOW_TOPIC_* and ORDERFLOW_TOPIC_PARTITIONS / _REPLICATION_FACTOR.
     """
     settings = load_settings()
-    admin = Admin(settings)
-    try:
-        with SchemaRegistryClient(settings.schema_registry_url) as registry:
-            for line in ensure_topics(settings, admin, registry):
-                click.echo(line)
-    finally:
-        admin.close()
+    with SchemaRegistryClient(settings.schema_registry_url) as registry:
+        for line in create_topics(settings, registry):
+            click.echo(line)

@@ -25,10 +25,10 @@ from sqlalchemy.engine import Engine
 from consumers.erp.store import ErpStore
 from consumers.erp.tables import shopee_outbox, stock_ledger
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, Consumer
+from orderflow.kafka import Consumer
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
-from orderflow.topics import dlq_topic, ensure_topics
+from orderflow.topics import create_topics, dlq_topic
 from schemas.codec import AvroCodec
 from schemas.models import OrderEvent
 from schemas.registry import SchemaRegistryClient
@@ -102,11 +102,7 @@ class Pipeline:
             webhook_public_url=self.webhook_url,
         )
         with SchemaRegistryClient(self.stack.registry_url) as registry:
-            admin = Admin(self.settings)
-            try:
-                ensure_topics(self.settings, admin, registry)
-            finally:
-                admin.close()
+            create_topics(self.settings, registry)
         engine = create_engine(self.database_url)
         migrate(engine)
         engine.dispose()

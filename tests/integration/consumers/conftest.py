@@ -41,11 +41,11 @@ from consumers.erp.store import ErpStore
 from consumers.parking import ParkedRecords
 from consumers.runtime import ConsumerRuntime
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import Admin, ConsumedRecord, Consumer, Producer
+from orderflow.kafka import ConsumedRecord, Consumer, Producer
 from orderflow.metrics import Metrics
 from orderflow.process import StopFlag
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import create_topics
 from orderflow.wiring import ProcessParts
 from schemas.models import OrderAction
 from schemas.registry import SchemaRegistryClient
@@ -403,11 +403,7 @@ def world(
                 "shopee_rate_limit_partner_per_second": 1000.0,
             }
         )
-        admin = Admin(configured)
-        try:
-            ensure_topics(configured, admin, registry)
-        finally:
-            admin.close()
+        create_topics(configured, registry)
         engine = create_engine(database_url)
         client = ShopeeClient.from_settings(configured, engine, Metrics())
         writer = EventWriter(configured, registry)

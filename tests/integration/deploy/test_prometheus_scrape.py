@@ -23,9 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orderflow.kafka import Admin
 from orderflow.settings import Settings
-from orderflow.topics import ensure_topics
+from orderflow.topics import create_topics
 from schemas.registry import SchemaRegistryClient
 from shopee.signing import sign_push
 from tests.integration.stack import free_ports
@@ -191,11 +190,7 @@ def test_prometheus_scrapes_a_webhook_and_a_consumer(
     processes: Processes,
 ) -> None:
     prometheus, promtool = tool("prometheus"), tool("promtool")
-    admin = Admin(settings)
-    try:
-        ensure_topics(settings, admin, registry)
-    finally:
-        admin.close()
+    create_topics(settings, registry)
     webhook_port, consumer_port, prometheus_port = free_ports(3)
     push_url = f"http://127.0.0.1:{webhook_port}/shopee/push"
 
