@@ -12,7 +12,7 @@ SCRIPTS := deploy/prometheus/catalogue.py deploy/compose/sandbox_setup.py deploy
 # Reuse a stack started with `make up`; otherwise the tests start (and stop) their own.
 STACK_ENV = if $(STACK) status 2>/dev/null | grep -q '^kafka: running'; then eval "$$($(STACK) env)"; fi
 
-.PHONY: help setup lint format typecheck test test-unit up down env status run bench clean
+.PHONY: help setup lint format typecheck test test-unit up down env status run bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,7 +60,12 @@ run: setup ## start the pipeline on the local stack against the Shopee sandbox
 	@deploy/local/run.sh
 
 bench: setup ## benchmarks, as ratios against a baseline measured in the same run
-	$(PY) -m benchmarks
+	$(STACK) fetch
+	@$(STACK_ENV); $(PY) -m benchmarks
+
+chaos: setup ## fault scenarios against the whole pipeline, each with its numbers and PASS/FAIL
+	$(STACK) fetch
+	@$(STACK_ENV); $(PY) -m chaos
 
 clean: down ## stop the stack and remove its state and downloads
 	rm -rf deploy/local/.stack deploy/local/target
