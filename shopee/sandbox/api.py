@@ -1,11 +1,13 @@
 """The Shopee Open Platform v2 routes, answering like the documented API.
 
-Every ``/api/v2/...`` request passes, in order: added latency, injected faults (before any
-processing, so a failed request has no side effect), the rate limit, ``partner_id``,
+Every ``/api/v2/...`` request passes, in order: added latency, injected faults (most before
+any processing, so the failed request has no side effect; see ``FaultConfig``), the rate
+limit, ``partner_id``,
 ``timestamp`` (within the tolerance of the sandbox clock), the presence of ``sign`` (and of
 ``access_token`` and ``shop_id`` for shop APIs), the signature (shop formula for shop APIs,
 public formula for auth and push APIs), and for shop APIs the shop link and access token.
-Then the API's own parameter checks run. Every request is recorded in the state's call log.
+Then the API's own parameter checks run. Every request is recorded in the state's call log,
+with what the caller was answered and whether the sandbox handled it (and applied its effect).
 
 Answers use Shopee's envelopes: ``{"request_id", "error": "", "message": "", "response"}`` on
 success (the auth endpoints are flat: their fields sit at top level), ``{"request_id",
@@ -26,9 +28,17 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
+from shopee.sandbox.config import FaultKind
 from shopee.sandbox.errors import ShopeeApiError, param_error
-from shopee.sandbox.faults import RATE_LIMIT_MESSAGE, api_name, fault_error
+from shopee.sandbox.faults import (
+    RATE_LIMIT_MESSAGE,
+    api_name,
+    applies_effect,
+    failure_seen,
+    fault_error,
+)
 from shopee.sandbox.pushes import AttemptResult
 from shopee.sandbox.render import item_base_info, model_list, order_detail
 from shopee.sandbox.rules import (
@@ -494,11 +504,17 @@ ROUTES: dict[str, ApiRoute] = {
 
 @dataclass(frozen=True)
 class _Outcome:
+    """How a request ended. ``handled``: it reached the API's handler (authenticated, not
+    refused by a fault or the rate limit); ``applied``: the handler succeeded, so its effect
+    happened, whatever the caller is told. ``error``/``response`` are what the caller gets."""
+
     response: Response
     error: str
     message: str
     shop_id: int | None
     fault: str | None
+    handled: bool = False
+    applied: bool = False
 
 
 def _request_id() -> str:
@@ -535,6 +551,61 @@ _TRANSPORT_PAGES = {
     "http_500": (500, "<html><body><h1>500 Internal Server Error</h1></body></html>"),
     "http_502": (502, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
 }
+# Recorded as the HTTP status of a request that got no answer (timeout, dropped connection).
+NO_ANSWER = 0
+
+
+class _NoAnswer(Response):
+    """Closes the connection without a complete answer: at once after the status line and
+    headers (``disconnect``), or after holding the request ``hang_seconds`` or until the
+    client gives up (``timeout``)."""
+
+    def __init__(self, hang_seconds: float | None) -> None:
+        super().__init__(status_code=200)
+        self._hang_seconds = hang_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._hang_seconds is not None:
+            with anyio.move_on_after(self._hang_seconds):
+                # The body was read already: the next message is the client going away.
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                return  # the client gave up first: there is no one left to answer
+        # Headers promising a body that never comes; returning now makes the server close the
+        # connection (see ``server.DeliberateDropFilter``).
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+            }
+        )
+
+
+def _failure(seen: str, hang_seconds: float) -> tuple[Response, str, str]:
+    """The response, ``error`` and ``message`` of a failure the caller sees."""
+    if seen == "timeout":
+        return _NoAnswer(hang_seconds), seen, "no answer"
+    if seen == "disconnect":
+        return _NoAnswer(None), seen, "connection closed mid-answer"
+    envelope_error = fault_error(seen)
+    if envelope_error is None:
+        status, page = _TRANSPORT_PAGES[seen]
+        return Response(page, status, media_type="text/html"), seen, ""
+    return _envelope_error(envelope_error), envelope_error.error, envelope_error.message
+
+
+def _refused(fault: FaultKind, hang_seconds: float) -> _Outcome:
+    response, error, message = _failure(failure_seen(fault), hang_seconds)
+    return _Outcome(response, error, message, None, fault)
+
+
+def _then_failed(outcome: _Outcome, fault: FaultKind, hang_seconds: float) -> _Outcome:
+    """``outcome`` happened (its effect applied); the caller gets ``fault``'s failure."""
+    response, error, message = _failure(failure_seen(fault), hang_seconds)
+    return _Outcome(
+        response, error, message, outcome.shop_id, fault, outcome.handled, outcome.applied
+    )
 
 
 class _InvalidJson:
@@ -551,32 +622,43 @@ def _process(
     path: str,
     query: dict[str, str],
     body: Any,
+    fault: FaultKind | None,
 ) -> _Outcome:
-    """Everything after the latency, synchronously (it runs in a worker thread)."""
+    """Everything after the latency, synchronously (it runs in a worker thread).
+    ``fault``: the injected fault drawn for this request, if any."""
     now = state.clock.now()
     route = ROUTES.get(path)
     if route is None:
         exc = ShopeeApiError("error_not_found", f"The API {path} is not found.")
         return _Outcome(_envelope_error(exc), exc.error, exc.message, None, None)
-    fault = state.fault_injector.injected_fault(path)
-    if fault is not None:
-        envelope_error = fault_error(fault)
-        if envelope_error is None:
-            status, page = _TRANSPORT_PAGES[fault]
-            return _Outcome(Response(page, status, media_type="text/html"), fault, "", None, fault)
-        return _Outcome(
-            _envelope_error(envelope_error),
-            envelope_error.error,
-            envelope_error.message,
-            None,
-            fault,
-        )
+    hang_seconds = state.faults.hang_seconds
+    if fault is not None and not applies_effect(fault):
+        return _refused(fault, hang_seconds)
     shop_hint = query.get("shop_id", "")
     limiter_key = f"shop:{shop_hint}" if route.shop_level else f"partner:{query.get('partner_id')}"
     if not state.fault_injector.admit(limiter_key, now):
         exc = ShopeeApiError("error_rate_limit", RATE_LIMIT_MESSAGE)
-        return _Outcome(_envelope_error(exc), exc.error, exc.message, None, "rate_limit")
+        outcome = _Outcome(_envelope_error(exc), exc.error, exc.message, None, "rate_limit")
+    else:
+        outcome = _handle(state, verify_callback, route, method, path, query, body, now)
+    if fault is not None:
+        return _then_failed(outcome, fault, hang_seconds)
+    return outcome
+
+
+def _handle(
+    state: SandboxState,
+    verify_callback: VerifyCallback,
+    route: ApiRoute,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: Any,
+    now: float,
+) -> _Outcome:
+    """Authentication, then the API's handler."""
     shop_id: int | None = None
+    handled = False
     try:
         if method != route.method:
             raise param_error(f"{path} expects HTTP {route.method}.")
@@ -591,13 +673,14 @@ def _process(
             shop_id=shop_id,
             verify_callback=verify_callback,
         )
+        handled = True
         answer = route.handler(ctx)
     except ShopeeApiError as exc:
-        return _Outcome(_envelope_error(exc), exc.error, exc.message, shop_id, None)
+        return _Outcome(_envelope_error(exc), exc.error, exc.message, shop_id, None, handled)
     if answer.redirect is not None:
-        return _Outcome(RedirectResponse(answer.redirect, 302), "", "", shop_id, None)
+        return _Outcome(RedirectResponse(answer.redirect, 302), "", "", shop_id, None, True, True)
     envelope = _envelope_success(route, answer, state.config.push_api_placeholders)
-    return _Outcome(JSONResponse(envelope), "", "", shop_id, None)
+    return _Outcome(JSONResponse(envelope), "", "", shop_id, None, True, True)
 
 
 def shopee_endpoint(
@@ -618,12 +701,15 @@ def shopee_endpoint(
         latency = state.fault_injector.latency_seconds()
         if latency > 0:
             await anyio.sleep(latency)
+        fault = state.fault_injector.injected_fault(path) if path in ROUTES else None
         outcome = await run_in_threadpool(
-            _process, state, verify_callback, request.method, path, query, body
+            _process, state, verify_callback, request.method, path, query, body, fault
         )
         recorded_shop = outcome.shop_id
         if recorded_shop is None and query.get("shop_id", "").isdigit():
             recorded_shop = int(query["shop_id"])
+        no_answer = isinstance(outcome.response, _NoAnswer)
+        # Recorded before a held request is let go: the call log says when it was decided.
         state.call_log.record(
             at=state.clock.now(),
             method=request.method,
@@ -634,8 +720,10 @@ def shopee_endpoint(
             body=raw.decode(errors="replace") if body is _INVALID_JSON else body,
             error=outcome.error,
             message=outcome.message,
-            http_status=outcome.response.status_code,
+            http_status=NO_ANSWER if no_answer else outcome.response.status_code,
             fault=outcome.fault,
+            handled=outcome.handled,
+            applied=outcome.applied,
         )
         return outcome.response
 

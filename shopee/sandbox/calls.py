@@ -15,9 +15,13 @@ class RecordedCall:
     """One request and the answer it got.
 
     ``api`` is the dotted name (``order.get_order_detail``); ``error`` is the envelope's
-    ``error`` ("" on success), or ``http_500``/``http_502`` for an injected transport error;
+    ``error`` the caller got ("" on success), or ``http_500``/``http_502`` for an injected
+    transport error, ``disconnect`` or ``timeout`` when it got no answer (``http_status`` 0);
     ``fault`` names the injected fault that produced the answer (a ``FaultKind``, or
     ``rate_limit`` when the configured rate limit refused the request), else None.
+    ``handled``: the request reached the API's handler (authenticated, not refused by a fault
+    or the rate limit); ``applied``: the handler succeeded, so its effect happened even when
+    an ``effect_then_*`` fault then told the caller otherwise.
     """
 
     seq: int
@@ -32,9 +36,12 @@ class RecordedCall:
     message: str
     http_status: int
     fault: str | None
+    handled: bool = False
+    applied: bool = False
 
     @property
     def ok(self) -> bool:
+        """The caller was answered with success."""
         return self.error == "" and 200 <= self.http_status < 300
 
     @property
@@ -63,6 +70,8 @@ class CallLog:
         message: str,
         http_status: int,
         fault: str | None,
+        handled: bool,
+        applied: bool,
     ) -> RecordedCall:
         with self._lock:
             self._seq += 1
@@ -79,6 +88,8 @@ class CallLog:
                 message=message,
                 http_status=http_status,
                 fault=fault,
+                handled=handled,
+                applied=applied,
             )
             self._calls.append(call)
             return call

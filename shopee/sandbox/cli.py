@@ -10,6 +10,7 @@ import click
 
 from shopee.sandbox.config import (
     ALL_FAULT_KINDS,
+    REFUSAL_KINDS,
     FaultConfig,
     FaultKind,
     InvalidTokenError,
@@ -142,11 +143,20 @@ Examples:
 )
 @click.option(
     "--error-kinds",
-    default=",".join(ALL_FAULT_KINDS),
+    default=",".join(REFUSAL_KINDS),
     show_default=True,
-    help="FAULTS: comma-separated kinds an injected failure is drawn from: error envelopes "
-    "(error_server, error_system_busy, error_rate_limit) or bare HTTP 500/502 (http_500, "
-    "http_502).",
+    help="FAULTS: comma-separated kinds an injected failure is drawn from. Refused unprocessed: "
+    "error envelopes (error_server, error_system_busy, error_rate_limit) or bare HTTP 500/502 "
+    "(http_500, http_502); timeout (never processed, never answered). Processed first, its "
+    "effect applied, then failed: effect_then_error_server, effect_then_http_502, "
+    "effect_then_disconnect, effect_then_timeout.",
+)
+@click.option(
+    "--hang-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="FAULTS: how long a timeout holds a request before closing it unanswered.",
 )
 @click.option(
     "--latency-ms", default=0.0, show_default=True, help="FAULTS: added to every API response."
@@ -241,6 +251,7 @@ def sandbox(
     traffic_rate: float,
     error_rates: tuple[str, ...],
     error_kinds: str,
+    hang_seconds: float,
     latency_ms: float,
     latency_jitter_ms: float,
     rate_limit: int | None,
@@ -267,6 +278,7 @@ def sandbox(
     faults = FaultConfig(
         error_rates=_parse_error_rates(error_rates),
         error_kinds=_parse_kinds(error_kinds),
+        hang_seconds=hang_seconds,
         latency_ms=latency_ms,
         latency_jitter_ms=latency_jitter_ms,
         rate_limit_per_second=rate_limit,

@@ -21,32 +21,65 @@ def seeded_random(seed: int, stream: str) -> random.Random:
     return random.Random(f"{seed}:{stream}")  # noqa: S311
 
 
-FaultKind = Literal["error_server", "error_system_busy", "error_rate_limit", "http_500", "http_502"]
-ALL_FAULT_KINDS: tuple[FaultKind, ...] = (
+FaultKind = Literal[
+    "error_server",
+    "error_system_busy",
+    "error_rate_limit",
+    "http_500",
+    "http_502",
+    "timeout",
+    "effect_then_error_server",
+    "effect_then_http_502",
+    "effect_then_disconnect",
+    "effect_then_timeout",
+]
+# Answered without processing the request: the caller can tell nothing happened, except
+# after a timeout, when it cannot tell at all.
+REFUSAL_KINDS: tuple[FaultKind, ...] = (
     "error_server",
     "error_system_busy",
     "error_rate_limit",
     "http_500",
     "http_502",
 )
+# Processed first (the effect happens), then the caller gets an error, a bare 502, a
+# dropped connection or no answer at all: what a client must resolve without resending.
+AFTER_EFFECT_KINDS: tuple[FaultKind, ...] = (
+    "effect_then_error_server",
+    "effect_then_http_502",
+    "effect_then_disconnect",
+    "effect_then_timeout",
+)
+ALL_FAULT_KINDS: tuple[FaultKind, ...] = (*REFUSAL_KINDS, "timeout", *AFTER_EFFECT_KINDS)
 
 
 class FaultConfig(BaseModel):
     """Injected trouble. All randomness is drawn from generators seeded by ``SandboxConfig.seed``.
 
-    ``error_rates`` maps an API to the probability that a request to it fails before it is
-    processed (so a failed request never has a side effect). Keys may be the path
-    (``/api/v2/order/get_order_detail``), the dotted name (``order.get_order_detail`` or
-    ``v2.order.get_order_detail``), the bare name (``get_order_detail``) or ``*`` for every API;
-    the most specific key wins. A failing request gets one of ``error_kinds`` uniformly:
-    an envelope (``error_server``, ``error_system_busy``, ``error_rate_limit``) or a bare
-    transport error (``http_500``, ``http_502``: HTML body, no envelope).
+    ``error_rates`` maps an API to the probability that a request to it fails. Keys may be
+    the path (``/api/v2/order/get_order_detail``), the dotted name (``order.get_order_detail``
+    or ``v2.order.get_order_detail``), the bare name (``get_order_detail``) or ``*`` for every
+    API; the most specific key wins. A failing request gets one of ``error_kinds`` uniformly:
+
+    * refused before it is processed, so it has no side effect: an envelope (``error_server``,
+      ``error_system_busy``, ``error_rate_limit``) or a bare transport error (``http_500``,
+      ``http_502``: HTML body, no envelope). The default kinds are these five;
+    * ``timeout``: never processed and never answered; the request is held ``hang_seconds``
+      (or until the client gives up) and the connection is then closed without an answer;
+    * ``effect_then_*``: processed first, its effect applied, and then the caller gets
+      ``error_server`` (an envelope), a bare 502, a dropped connection (``disconnect``: the
+      status line and headers, then the connection closes mid-body) or no answer within
+      ``hang_seconds`` (``timeout``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     error_rates: dict[str, float] = Field(default_factory=dict)
-    error_kinds: tuple[FaultKind, ...] = ALL_FAULT_KINDS
+    error_kinds: tuple[FaultKind, ...] = REFUSAL_KINDS
+    # How long a ``timeout`` fault holds a request before closing the connection unanswered:
+    # longer than a client waits (orderflow's ORDERFLOW_SHOPEE_TIMEOUT_SECONDS, 10 s by
+    # default), so the client's own timeout is what ends it. Real seconds.
+    hang_seconds: float = Field(default=30.0, gt=0)
     # Added to every /api/v2 response: latency_ms plus uniform jitter in [0, latency_jitter_ms].
     latency_ms: float = Field(default=0.0, ge=0)
     latency_jitter_ms: float = Field(default=0.0, ge=0)

@@ -16,7 +16,8 @@
   ``GET /sandbox/calls/counts``.
 * ``GET|PUT|PATCH /sandbox/faults``: fault settings (PUT replaces, PATCH merges).
 * ``GET /sandbox/traffic``; ``POST /sandbox/traffic/start`` ``{rate, seed?, time_factor?,
-  shop_ids?}``; ``POST /sandbox/traffic/stop``.
+  shop_ids?, odds?}`` (``odds``: ``LifecycleOdds`` fields to change, e.g.
+  ``{"ready_buyer_requests_cancel": 0.2}``); ``POST /sandbox/traffic/stop``.
 * ``PUT /sandbox/callback`` ``{"callback_url": url or null, "verify"?: bool}``.
 * ``GET /sandbox/pushes``: delivery summary and the latest attempts;
   ``POST /sandbox/pushes/verify`` ``{"url"?}`` sends the code-0 verification push.
@@ -44,7 +45,7 @@ from shopee.sandbox.config import FaultConfig
 from shopee.sandbox.errors import SandboxError, ShopeeApiError, UnknownEntity
 from shopee.sandbox.render import full_order
 from shopee.sandbox.state import ModelSpec, OrderLineSpec, SandboxState
-from shopee.sandbox.traffic import TrafficRunner
+from shopee.sandbox.traffic import TrafficRunner, odds_from
 
 
 class _BadRequest(Exception):
@@ -248,10 +249,12 @@ def control_routes(
         if time_factor is not None and not isinstance(time_factor, int | float):
             raise _BadRequest("time_factor must be a number")
         shop_ids = _optional(data, "shop_ids", list)
+        odds = _optional(data, "odds", dict)
         traffic.start(
             rate=float(rate),
             seed=_optional(data, "seed", int),
             time_factor=float(time_factor) if time_factor is not None else None,
+            odds=odds_from(odds) if odds is not None else None,
             shop_ids=[int(s) for s in shop_ids] if shop_ids else None,
         )
         return traffic_status(request, data)

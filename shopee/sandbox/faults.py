@@ -1,9 +1,10 @@
 """Request-level fault injection: error rates per API, latency, and a per-shop rate limit.
 
 The decisions are pure functions (:func:`error_rate_for`, :func:`pick_fault`,
-:func:`window_allows`); :class:`FaultInjector` holds the seeded generators and the rate-limit
-windows and is safe to share between request threads. Push faults (drop, duplicate, reorder)
-are applied by :class:`~shopee.sandbox.pushes.PushOutbox`.
+:func:`window_allows`, :func:`applies_effect`, :func:`failure_seen`); :class:`FaultInjector`
+holds the seeded generators and the rate-limit windows and is safe to share between request
+threads. Push faults (drop, duplicate, reorder) are applied by
+:class:`~shopee.sandbox.pushes.PushOutbox`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,24 @@ from shopee.sandbox.errors import ShopeeApiError
 RATE_LIMIT_MESSAGE = "Too many requests. You have reached the rate limit. Please try again later."
 
 
-def fault_error(kind: FaultKind) -> ShopeeApiError | None:
-    """The envelope an injected fault answers with; None for bare transport errors."""
+_AFTER_EFFECT_PREFIX = "effect_then_"
+
+
+def applies_effect(kind: FaultKind) -> bool:
+    """Whether a request drawing ``kind`` is processed (its effect applied) before it fails."""
+    return kind.startswith(_AFTER_EFFECT_PREFIX)
+
+
+def failure_seen(kind: FaultKind) -> str:
+    """What the caller gets: an envelope error (``error_server``, ...), a bare ``http_500``
+    or ``http_502``, ``disconnect`` (the connection closes mid-answer) or ``timeout`` (no
+    answer at all)."""
+    return kind.removeprefix(_AFTER_EFFECT_PREFIX)
+
+
+def fault_error(kind: str) -> ShopeeApiError | None:
+    """The envelope a failure the caller sees (:func:`failure_seen`) answers with; None when
+    there is no envelope (a bare transport error, a dropped connection, no answer)."""
     if kind == "error_server":
         return ShopeeApiError("error_server", "System error. Please try again later.")
     if kind == "error_system_busy":

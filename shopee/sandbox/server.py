@@ -10,6 +10,7 @@ Leaving the ``with`` block stops traffic, the push worker and the server, and cl
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -34,6 +35,22 @@ from shopee.sandbox.pushes import (
 )
 from shopee.sandbox.state import SandboxState
 from shopee.sandbox.traffic import LifecycleOdds, TrafficGenerator, TrafficRunner
+
+
+class DeliberateDropFilter(logging.Filter):
+    """Hides uvicorn's complaint about a response left incomplete: in the sandbox only the
+    ``disconnect`` and ``timeout`` faults do that, on purpose (``api._NoAnswer``)."""
+
+    MESSAGE = "ASGI callable returned without completing response."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+def _quiet_deliberate_drops() -> None:
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, DeliberateDropFilter) for f in server_log.filters):
+        server_log.addFilter(DeliberateDropFilter())
 
 
 def create_app(state: SandboxState, traffic: TrafficRunner, sender: HttpPushSender) -> Starlette:
@@ -116,6 +133,7 @@ class SandboxServer:
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
+        _quiet_deliberate_drops()
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},

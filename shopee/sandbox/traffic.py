@@ -18,8 +18,9 @@ from __future__ import annotations
 import heapq
 import random
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from shopee.sandbox.config import seeded_random
 from shopee.sandbox.errors import SandboxError, ShopeeApiError
@@ -61,6 +62,34 @@ class LifecycleOdds:
     in_cancel_auto_accept: float = 2 * DAY
     max_quantity: int = 3
     two_line_share: float = 0.2
+
+
+_COUNTS = frozenset({"max_quantity"})
+_DELAYS = frozenset({"unpaid_timeout", "in_cancel_auto_accept"})
+
+
+def odds_from(overrides: Mapping[str, object]) -> LifecycleOdds:
+    """The default odds with ``overrides`` (field name -> number) applied, for callers that
+    start traffic from JSON. Raises ValueError naming the first field that is unknown or out
+    of range (shares in [0, 1], delays >= 0, ``max_quantity`` >= 1)."""
+    known = {f.name for f in fields(LifecycleOdds)}
+    # Any: each value was checked against its field above, which mypy cannot follow by name.
+    values: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ValueError(f"odds has no field {name!r}; known: {', '.join(sorted(known))}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"odds.{name} must be a number, got {value!r}")
+        if name in _COUNTS:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"odds.{name} must be a whole number >= 1, got {value!r}")
+        elif name in _DELAYS:
+            if value < 0:
+                raise ValueError(f"odds.{name} is seconds and must be >= 0, got {value!r}")
+        elif not 0 <= value <= 1:
+            raise ValueError(f"odds.{name} is a probability and must be in [0, 1], got {value!r}")
+        values[name] = value
+    return replace(LifecycleOdds(), **values)
 
 
 @dataclass(frozen=True)
