@@ -1,7 +1,8 @@
 """The pipeline as real processes (``orderflow webhook|poller|enricher`` and
-``orderflow consume NAME``) against an in-process sandbox, on the session's stack, in a
-database of its own; and what the tests read back: the orders topic, the ERP store, the stock
-ledger, the outbox, dead letters and how far each consumer group got."""
+``orderflow consume NAME``) against an in-process sandbox, on the session's stack (or any
+Kafka: a ``Stack`` names one), in a database of its own; and what the tests and ``make chaos``
+read back: the notices and orders topics, the ERP store, the stock ledger, the outbox, parked
+records, dead letters and how far each consumer group got."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ from sqlalchemy.engine import Engine
 
 from consumers.erp.store import ErpStore
 from consumers.erp.tables import shopee_outbox, stock_ledger
+from consumers.parking import consumer_parked
 from orderflow.db import create_engine, migrate
 from orderflow.kafka import Consumer
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
 from orderflow.topics import create_topics, dlq_topic
+from producers.state import parked_notices
 from schemas.codec import AvroCodec
-from schemas.models import OrderEvent
+from schemas.models import OrderEvent, OrderNotice
 from schemas.registry import SchemaRegistryClient
 from shopee.client import ShopeeClient
 from shopee.sandbox import SandboxServer
@@ -69,7 +72,8 @@ class Pipeline:
     """Settings shared by the test and the processes, and the processes themselves.
 
     ``database_url`` empty: a fresh database on the stack's PostgreSQL; a test that takes
-    the database away passes a server of its own (``tests.e2e.postgres_instance``)."""
+    the database away passes a server of its own (``tests.e2e.postgres_instance``).
+    ``replication_factor``: of the run's topics (3 on a three-broker cluster)."""
 
     stack: Stack
     workdir: Path
@@ -79,6 +83,8 @@ class Pipeline:
     metrics_urls: dict[str, str] = field(default_factory=dict)
     starts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     database_url: str = ""
+    replication_factor: int = 1
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         suffix = uuid.uuid4().hex[:8]
@@ -92,6 +98,7 @@ class Pipeline:
             topic_orders=f"e2e{suffix}.orders",
             topic_actions=f"e2e{suffix}.order-actions",
             topic_partitions=3,
+            topic_replication_factor=self.replication_factor,
             # Groups of its own: members of another run's group (other topics) would take
             # part in this run's rebalances.
             enricher_group_id=f"e2e{suffix}-enricher",
@@ -120,6 +127,7 @@ class Pipeline:
             "ORDERFLOW_TOPIC_NOTICES": s.topic_notices,
             "ORDERFLOW_TOPIC_ORDERS": s.topic_orders,
             "ORDERFLOW_TOPIC_ACTIONS": s.topic_actions,
+            "ORDERFLOW_TOPIC_REPLICATION_FACTOR": str(s.topic_replication_factor),
             "ORDERFLOW_ENRICHER_GROUP_ID": s.enricher_group_id,
             "ORDERFLOW_CONSUMER_GROUP_PREFIX": s.consumer_group_prefix,
             "ORDERFLOW_SHOPEE_PARTNER_ID": str(PARTNER_ID),
@@ -152,6 +160,7 @@ class Pipeline:
         port = self.webhook_port if name == "webhook" else metrics_port
         self.metrics_urls[name] = f"http://127.0.0.1:{port}/metrics"
         self.starts[name] += 1
+        self.commands[name] = list(command or [name])
         with (self.workdir / f"{name}.{self.starts[name]}.log").open("wb") as log:
             # The child keeps its own copy of the descriptor.
             self.processes[name] = subprocess.Popen(
@@ -200,6 +209,18 @@ class Pipeline:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
+    def restart(self, name: str, sandbox: SandboxServer) -> None:
+        """Start ``name`` again with the command it was last started with."""
+        self.start(name, sandbox, self.commands[name])
+
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own, with their exit codes."""
+        return {
+            name: code
+            for name, process in self.processes.items()
+            if (code := process.poll()) is not None
+        }
+
     def stop_all(self, timeout: float = 30.0) -> dict[str, int]:
         """SIGTERM every process and return their exit codes (0 = drained cleanly)."""
         for process in self.processes.values():
@@ -220,6 +241,14 @@ class Pipeline:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
+
+    def notices(self) -> list[OrderNotice]:
+        """Every notice on the notices topic (pushes, polls, lost pushes), partition by
+        partition in offset order."""
+        with SchemaRegistryClient(self.stack.registry_url) as registry:
+            codec = AvroCodec(OrderNotice, self.settings.topic_notices, registry)
+            records = read_topic(self.settings, self.settings.topic_notices)
+            return [codec.decode(record.value or b"") for record in records]
 
     def events(self) -> list[OrderEvent]:
         with SchemaRegistryClient(self.stack.registry_url) as registry:
@@ -244,15 +273,23 @@ class Pipeline:
 
     def unread(self, consumer: str, limit: int = 1, timeout: float = 30.0) -> int:
         """Records on the orders topic past the consumer group's committed offsets, counted
-        up to ``limit`` (the default answers "caught up or not" cheaply). Read, not computed
-        from offsets: the enricher writes in transactions, so a partition's end lies past a
-        commit marker the group never has to commit."""
-        topic = self.settings.topic_orders
+        up to ``limit`` (the default answers "caught up or not" cheaply)."""
+        return self.unread_by(self.group(consumer), self.settings.topic_orders, limit, timeout)
+
+    def enricher_unread(self, limit: int = 1, timeout: float = 30.0) -> int:
+        """Records on the notices topic past the enricher group's committed offsets."""
+        s = self.settings
+        return self.unread_by(s.enricher_group_id, s.topic_notices, limit, timeout)
+
+    def unread_by(self, group: str, topic: str, limit: int = 1, timeout: float = 30.0) -> int:
+        """Records on ``topic`` past ``group``'s committed offsets, counted up to ``limit``.
+        Read, not computed from offsets: the enricher writes in transactions, so a
+        partition's end lies past a commit marker the group never has to commit."""
         # Assigned, not subscribed: it reads the group's offsets without joining the group,
         # and commits nothing. "earliest": a group that never committed has read nothing.
         reader = Consumer(
             self.settings,
-            group_id=self.group(consumer),
+            group_id=group,
             topics=[topic],
             assign=True,
             auto_offset_reset="earliest",
@@ -263,7 +300,7 @@ class Pipeline:
             deadline = time.monotonic() + timeout
             while found < limit and any(reader.position(*tp) < end for tp, end in ends.items()):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {topic} as {self.group(consumer)} timed out")
+                    raise TimeoutError(f"reading {topic} as {group} timed out")
                 found += len(reader.poll(0.5))
             return found
         finally:
@@ -303,6 +340,21 @@ class Pipeline:
                 )
                 for r in conn.execute(query)
             ]
+
+    def parked(self) -> dict[str, int]:
+        """Records waiting for a blocked shop: the enricher's parked notices and each
+        consumer's parked records."""
+        counted = {name: 0 for name in ("enricher", *CONSUMERS)}
+        with self.engine() as engine, engine.connect() as conn:
+            counted["enricher"] = int(
+                conn.execute(sa.select(sa.func.count()).select_from(parked_notices)).scalar_one()
+            )
+            c = consumer_parked.c
+            for consumer, count in conn.execute(
+                sa.select(c.consumer, sa.func.count()).group_by(c.consumer)
+            ):
+                counted[str(consumer)] = int(count)
+        return counted
 
     def outbox_states(self) -> dict[tuple[int, str, str], str]:
         """Per ``(shop_id, order_sn, kind)``, the state of the Shopee call in the outbox."""
