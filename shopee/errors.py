@@ -31,6 +31,8 @@ _SHOP_ACCESS_LOST = frozenset(
 _REFRESH_TOKEN_REJECTED = frozenset({"refresh_token_expired", "error_shop_refresh_token"})
 _INVALID_ORDER_STATUS = frozenset({"cancel_order_invalid_status", "order_status_invalid"})
 _NOT_FOUND = frozenset({"error_not_found"})
+# Shopee's own failures: they may come after the change was written as well as before.
+_SERVER_FAULTS = frozenset({"error_server", "error_inner", "error_network"})
 
 
 class ShopeeError(Exception):
@@ -202,6 +204,16 @@ def classify(error: str, message: str) -> type[ShopeeError]:
     if base in _NOT_FOUND:
         return NotFound
     return FinalError
+
+
+def may_have_landed(error: str) -> bool:
+    """Whether a mutating request answered with the envelope ``error`` may still have been
+    applied. Shopee's internal failures (``error_server`` "System error", ``error_inner``,
+    ``error_network``) do not say whether the change was written before things went wrong;
+    refusals (rate limit, system busy, parameters, permissions, "Can not cancel") come
+    before any processing."""
+    _, base = split_error_name(error)
+    return base in _SERVER_FAULTS
 
 
 def metric_outcome(exc: ShopeeError) -> str:

@@ -38,6 +38,7 @@ from shopee.errors import (
     RetryableError,
     ShopeeError,
     classify,
+    may_have_landed,
     metric_outcome,
 )
 from shopee.ratelimit import RateLimiter
@@ -169,7 +170,8 @@ class ShopeeTransport:
         ``idempotent=False`` (cancel, answer a buyer cancellation, refresh a token) retries
         only failures that prove Shopee did not act: the rate limit and connections that never
         opened. Anything else propagates, ``OutcomeUnknown`` (``MalformedResponse`` included)
-        when the request may have landed.
+        when the request may have landed, an ``error_server`` envelope included
+        (``may_have_landed``).
         """
         if shop is None and path not in PUBLIC_SIGNED_PATHS:
             raise ValueError(f"{path} is a shop API and needs shop credentials")
@@ -181,8 +183,25 @@ class ShopeeTransport:
                 return False
             return idempotent or isinstance(exc, RateLimited | NotSent)
 
+        def attempt() -> Any:
+            try:
+                return self._attempt(method, path, shop, params, body, parse)
+            except RetryableError as exc:
+                if idempotent or isinstance(exc, OutcomeUnknown) or not may_have_landed(exc.error):
+                    raise
+                # "System error" after a cancel may follow the cancel itself: whoever sent it
+                # must read the order back, never simply send it again.
+                raise OutcomeUnknown(
+                    f"{exc.reason}; the change may have been applied",
+                    api=exc.api,
+                    error=exc.error,
+                    message=exc.message,
+                    request_id=exc.request_id,
+                    http_status=exc.http_status,
+                ) from exc
+
         return call_with_retries(
-            lambda: self._attempt(method, path, shop, params, body, parse),
+            attempt,
             self._retry,
             should_retry=should_retry,
             sleep=self._sleep,

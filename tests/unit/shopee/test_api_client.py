@@ -420,6 +420,38 @@ def test_cancel_is_not_resent_when_its_outcome_is_unknown(h: Harness) -> None:
     assert len(h.shopee.calls_to(api.CANCEL_ORDER_PATH)) == 1
 
 
+@pytest.mark.parametrize("server_fault", ["error_server", "error_inner", "common.error_network"])
+def test_a_mutation_answered_with_a_server_fault_may_have_landed(
+    h: Harness, server_fault: str
+) -> None:
+    # Found by `make chaos` (sandbox-faults): Shopee applied the cancel, then answered
+    # "System error"; read as a refusal, it was sent a second time.
+    h.shopee.handlers[api.CANCEL_ORDER_PATH] = lambda call: error(
+        server_fault, "System error. Please try again later."
+    )
+    with pytest.raises(OutcomeUnknown) as caught:
+        h.client.cancel_order(SHOP, "A", CancelReason.CUSTOMER_REQUEST)
+    assert caught.value.error == server_fault
+    assert len(h.shopee.calls_to(api.CANCEL_ORDER_PATH)) == 1  # never resent automatically
+
+
+def test_a_read_answered_with_a_server_fault_is_retried_as_before(h: Harness) -> None:
+    replies = iter([error("error_server", "System error."), ok({"order_list": []})])
+    h.shopee.handlers[api.ORDER_DETAIL_PATH] = lambda call: next(replies)
+    assert h.client.get_order_detail(SHOP, ["A"]).found == []
+    assert len(h.shopee.calls_to(api.ORDER_DETAIL_PATH)) == 2
+
+
+def test_a_mutation_shopee_was_too_busy_for_is_a_plain_refusal(h: Harness) -> None:
+    h.shopee.handlers[api.CANCEL_ORDER_PATH] = lambda call: error(
+        "error_system_busy", "Our system is taking some time to respond, please try later."
+    )
+    with pytest.raises(RetryableError) as caught:
+        h.client.cancel_order(SHOP, "A", CancelReason.CUSTOMER_REQUEST)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert len(h.shopee.calls_to(api.CANCEL_ORDER_PATH)) == 1
+
+
 def test_cancel_is_retried_when_shopee_refused_it_unprocessed(h: Harness) -> None:
     replies = iter([error("error_rate_limit", "Too many requests."), ok({"update_time": 7})])
     h.shopee.handlers[api.CANCEL_ORDER_PATH] = lambda call: next(replies)
