@@ -450,6 +450,12 @@ class SandboxProcess:
             )
         return self._commands.recv()
 
+    @property
+    def pid(self) -> int:
+        if self._process.pid is None:
+            raise RuntimeError("the sandbox process has not started")
+        return self._process.pid
+
     def probe(self) -> str:
         """Place one order now; its order_sn."""
         return str(self._ask("probe"))
@@ -475,6 +481,7 @@ class SandboxProcess:
 class _Window:
     measured: tuple[float, float]
     cpu: dict[str, float | None]  # cores used during the window, by process; "machine" too
+    waited: dict[str, float | None]  # seconds per second its threads waited for a core
     created: int  # orders the traffic created
     traffic_seconds: float
 
@@ -489,25 +496,55 @@ def _drive(sandbox: SandboxProcess, tracker: CommitTracker, pids: Mapping[str, i
     started = time.time()
     window = (started + WARMUP, started + WARMUP + MEASURE)
     time.sleep(WARMUP)
-    before = _cpu_now(pids)
+    pids = {**pids, "sandbox": sandbox.pid}
+    before, waited_before = _cpu_now(pids), _waits(pids)
     time.sleep(max(0.0, window[1] - time.time()))
-    after = _cpu_now(pids)
+    after, waited_after = _cpu_now(pids), _waits(pids)
     created = sandbox.stop_traffic()
     traffic_seconds = time.time() - started
     # What is not committed by then counts as never committed (an infinite latency).
     tracker.wait(lambda t: t.outstanding() == 0, DRAIN)
-    return _Window(window, _cores(before, after), created, traffic_seconds)
+    return _Window(
+        window,
+        _per_second(before, after),
+        _per_second(waited_before, waited_after),
+        created,
+        traffic_seconds,
+    )
 
 
-def _cores(
+def _per_second(
     before: Mapping[str, float | None], after: Mapping[str, float | None]
 ) -> dict[str, float | None]:
-    """Cores used by each process over the measured window (None where /proc is missing)."""
-    cores: dict[str, float | None] = {}
+    """Seconds (of CPU, or of waiting) per second of the measured window, by process (None
+    where /proc is missing)."""
+    rates: dict[str, float | None] = {}
     for name, start in before.items():
         end = after[name]
-        cores[name] = None if start is None or end is None else (end - start) / MEASURE
-    return cores
+        rates[name] = None if start is None or end is None else (end - start) / MEASURE
+    return rates
+
+
+def run_queue_seconds(pid: int) -> float | None:
+    """Seconds the threads of ``pid`` have spent runnable but waiting for a core (the
+    scheduler's run_delay, summed over the threads alive now). A latency that grows while
+    this does is the machine's, not the code's."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total = 0
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/schedstat") as stat:
+                total += int(stat.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended between the listing and the read
+    return total / 1e9
+
+
+def _waits(pids: Mapping[str, int]) -> dict[str, float | None]:
+    return {name: run_queue_seconds(pid) for name, pid in pids.items()}
 
 
 def _cpu_now(pids: Mapping[str, int]) -> dict[str, float | None]:
@@ -793,10 +830,18 @@ def _fresh_database(stack: Stack, workdir: Path) -> Iterator[str]:
 
 
 def _cpu_note(side: str, window: _Window) -> str:
+    def cores(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
     parts = [
-        f"{name} {'n/a' if cores is None else f'{cores:.2f}'}" for name, cores in window.cpu.items()
+        f"{name} {cores(used)}"
+        + (f" (+{cores(window.waited[name])} waiting)" if name in window.waited else "")
+        for name, used in window.cpu.items()
     ]
-    return f"{side}: CPU in cores over the window: {', '.join(parts)} (of {os.cpu_count()})"
+    return (
+        f"{side}: CPU in cores over the window (+ seconds per second runnable but waiting for "
+        f"a core): {', '.join(parts)}, of {os.cpu_count()}"
+    )
 
 
 def run(stack: Stack | None = None) -> list[Figure]:

@@ -4,6 +4,7 @@ the baseline sink's rows and upsert."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from benchmarks.e2e import (
     percentile,
     push_change,
     reflects,
+    run_queue_seconds,
 )
 from benchmarks.e2e_baseline import bare_orders, metadata, receipts, sink_rows, upsert
 from orderflow.db import create_engine
@@ -221,3 +223,9 @@ def test_the_sink_upsert_never_goes_back_in_time(tmp_path: Path) -> None:
         assert receipts(engine) == {(7, "A", "READY_TO_SHIP", 160): 2.0}
     finally:
         engine.dispose()
+
+
+def test_run_queue_time_is_read_for_a_live_process_and_absent_for_a_gone_one() -> None:
+    waited = run_queue_seconds(os.getpid())
+    assert waited is not None and waited >= 0
+    assert run_queue_seconds(2**22 + 1) is None  # above Linux's pid limit: never a process
