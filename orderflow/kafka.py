@@ -19,6 +19,7 @@ import kafka
 import kafka.errors
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from prometheus_client import Counter
 
 from orderflow.metrics import Metrics
 from orderflow.settings import Settings
@@ -72,6 +73,23 @@ class ConsumedRecord:
 Placed = tuple[int, int]
 """Where the broker put a record: (partition, offset)."""
 
+Outcome = Placed | KafkaUnavailable
+"""What became of a queued record: where it landed, or why it did not."""
+
+
+def settler(future: Future[Placed]) -> Callable[[Outcome], None]:
+    """An ``on_done`` for ``Producer.enqueue`` that settles ``future`` with the outcome."""
+
+    def settle(outcome: Outcome) -> None:
+        # A caller that gave up may have cancelled its future; the record still landed.
+        if future.set_running_or_notify_cancel():
+            if isinstance(outcome, KafkaUnavailable):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    return settle
+
 
 class Producer:
     """An idempotent, acks=all producer.
@@ -94,6 +112,9 @@ class Producer:
         **overrides: Any,
     ) -> None:
         self._metrics = metrics
+        # Each record's acknowledgement counts under its topic; looking the labelled series
+        # up once per topic keeps that off the I/O thread's path.
+        self._produced: dict[str, Counter] = {}
         config = client_config(settings) | {
             "acks": "all",
             "enable_idempotence": True,
@@ -105,6 +126,10 @@ class Producer:
             "max_in_flight_requests_per_connection": 5,
             "request_timeout_ms": 15000,
             "delivery_timeout_ms": 30000,
+            # kafka-python's own sensors (rates, averages per batch and per request) are
+            # read by nothing here, orderflow.metrics is what operators see, yet recording
+            # them costs the I/O thread more than building the batch.
+            "metrics_enabled": False,
         }
         if transactional_id is not None:
             config["transactional_id"] = transactional_id
@@ -166,33 +191,53 @@ class Producer:
         manager = self._producer._transaction_manager
         return manager is not None and manager._current_state.name == "FATAL_ERROR"
 
+    def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        on_done: Callable[[Outcome], None],
+    ) -> None:
+        """Queue one record; ``on_done`` is called once with where it landed when the broker
+        acknowledged it, or with the ``KafkaUnavailable`` saying why it will not be. It runs
+        on the producer's I/O thread (on the caller's when kafka-python fails the record at
+        once), so it must be quick and thread-safe. ``KafkaUnavailable`` is raised instead
+        when the record cannot even be queued.
+
+        The webhook's path: no ``concurrent.futures.Future`` (a lock and a condition each)
+        per record, and the caller decides how outcomes reach its own thread.
+        """
+        try:
+            raw = self._producer.send(topic, key=key, value=value, headers=headers or [])
+        except (kafka.errors.KafkaError, AssertionError) as exc:
+            self._metrics.produce_errors.labels(topic).inc()
+            raise KafkaUnavailable(f"could not queue a record for {topic}: {exc}") from exc
+        produced = self._produced.get(topic)
+        if produced is None:
+            produced = self._produced[topic] = self._metrics.records_produced.labels(topic)
+
+        def acknowledged(metadata: Any) -> None:
+            produced.inc()
+            on_done((int(metadata.partition), int(metadata.offset)))
+
+        def failed(exc: BaseException) -> None:
+            self._metrics.produce_errors.labels(topic).inc()
+            error = KafkaUnavailable(f"broker did not acknowledge a record on {topic}: {exc}")
+            error.__cause__ = exc
+            on_done(error)
+
+        raw.add_callback(acknowledged)
+        raw.add_errback(failed)
+
     def submit(
         self, topic: str, *, key: bytes | None, value: bytes, headers: Headers | None = None
     ) -> Future[Placed]:
         """Queue one record; the future resolves to where it landed once acknowledged, or
         fails with ``KafkaUnavailable``."""
         result: Future[Placed] = Future()
-        try:
-            raw = self._producer.send(topic, key=key, value=value, headers=headers or [])
-        except (kafka.errors.KafkaError, AssertionError) as exc:
-            self._metrics.produce_errors.labels(topic).inc()
-            raise KafkaUnavailable(f"could not queue a record for {topic}: {exc}") from exc
-
-        def acknowledged(metadata: Any) -> None:
-            self._metrics.records_produced.labels(topic).inc()
-            # A caller that gave up may have cancelled its future; the record still landed.
-            if result.set_running_or_notify_cancel():
-                result.set_result((int(metadata.partition), int(metadata.offset)))
-
-        def failed(exc: BaseException) -> None:
-            self._metrics.produce_errors.labels(topic).inc()
-            error = KafkaUnavailable(f"broker did not acknowledge a record on {topic}: {exc}")
-            error.__cause__ = exc
-            if result.set_running_or_notify_cancel():
-                result.set_exception(error)
-
-        raw.add_callback(acknowledged)
-        raw.add_errback(failed)
+        self.enqueue(topic, key=key, value=value, headers=headers, on_done=settler(result))
         return result
 
     def send(

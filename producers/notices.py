@@ -7,12 +7,22 @@ them with the idempotent acks=all producer, keyed ``"{shop_id}:{order_sn}"``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Protocol
 
-from orderflow.kafka import Headers, Placed, Producer, wait_all
+from prometheus_client import Counter
+
+from orderflow.kafka import (
+    Headers,
+    KafkaUnavailable,
+    Outcome,
+    Placed,
+    Producer,
+    settler,
+    wait_all,
+)
 from orderflow.metrics import Metrics
 from schemas.codec import AvroCodec
 from schemas.models import OrderNotice, Source, make_event_id, order_key
@@ -86,10 +96,13 @@ def notice_headers(notice: OrderNotice) -> Headers:
 
 
 class NoticeSink(Protocol):
-    """Where the webhook hands a notice: ``submit`` returns a future that resolves once the
-    notice is durable (``NoticeWriter`` on Kafka; tests use a twin)."""
+    """Where the webhook hands a notice (``NoticeWriter`` on Kafka; tests use a twin)."""
 
-    def submit(self, notice: OrderNotice) -> Future[Placed]: ...
+    def enqueue(self, notice: OrderNotice, on_done: Callable[[Outcome], None]) -> None:
+        """Queue one notice; ``on_done`` is called once, from any thread, with where it
+        landed once durable or with the ``KafkaUnavailable`` saying why it is not.
+        ``KafkaUnavailable`` is raised instead when it cannot even be queued."""
+        ...
 
 
 class NoticeWriter:
@@ -99,24 +112,32 @@ class NoticeWriter:
         self._producer = producer
         self._codec = codec
         self._metrics = metrics
+        self._produced: dict[Source, Counter] = {}
         self.topic = codec.topic
 
-    def submit(self, notice: OrderNotice) -> Future[Placed]:
-        """Queue one notice; the future resolves once Kafka acknowledged it."""
-        future = self._producer.submit(
+    def enqueue(self, notice: OrderNotice, on_done: Callable[[Outcome], None]) -> None:
+        produced = self._produced.get(notice.source)
+        if produced is None:
+            produced = self._metrics.notices_produced.labels(notice.source)
+            self._produced[notice.source] = produced
+
+        def count(outcome: Outcome) -> None:
+            if not isinstance(outcome, KafkaUnavailable):
+                produced.inc()
+            on_done(outcome)
+
+        self._producer.enqueue(
             self.topic,
             key=order_key(notice.shop_id, notice.order_sn),
             value=self._codec.encode(notice),
             headers=notice_headers(notice),
+            on_done=count,
         )
-        source = notice.source
-        future.add_done_callback(
-            lambda done: (
-                None
-                if done.cancelled() or done.exception() is not None
-                else self._metrics.notices_produced.labels(source).inc()
-            )
-        )
+
+    def submit(self, notice: OrderNotice) -> Future[Placed]:
+        """Queue one notice; the future resolves once Kafka acknowledged it."""
+        future: Future[Placed] = Future()
+        self.enqueue(notice, settler(future))
         return future
 
     def write(self, notices: Sequence[OrderNotice], timeout: float = 30.0) -> list[Placed]:

@@ -19,10 +19,13 @@ are idempotent. The same port serves ``/healthz``, ``/readyz`` and ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import click
 import uvicorn
@@ -34,7 +37,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from orderflow.failures import kind_of
-from orderflow.kafka import KafkaUnavailable, Placed
+from orderflow.kafka import KafkaUnavailable, Outcome, Placed
 from orderflow.metrics import Metrics
 from producers.notices import NoticeSink, notice_from_push
 from producers.state import AuthState, ShopAuthorization, ShopAuthorizations
@@ -53,6 +56,8 @@ from shopee.push import (
 log = logging.getLogger(__name__)
 
 PUSH_PATH = "/shopee/push"
+
+_Arrival = tuple[asyncio.Future[Placed], Outcome]
 
 
 def authorization_changes(push: Push, now: float) -> list[ShopAuthorization]:
@@ -92,10 +97,52 @@ def record_authorizations(
         log.info("shop %d is now %s", change.shop_id, change.state)
 
 
-def _consume_outcome(future: asyncio.Future[Placed]) -> None:
-    """Read a late outcome so asyncio never reports it as unretrieved."""
-    if not future.cancelled():
-        future.exception()
+class Acknowledgements:
+    """Hands Kafka's answers from the producer's I/O thread to the event loop, many at a time.
+
+    ``waiter`` gives an asyncio future and the ``on_done`` that settles it. Answers that
+    arrive together (one produce response acknowledges a whole batch) wake the event loop
+    once, not once per push as ``asyncio.wrap_future`` would: under load that wake-up (a
+    write to the loop's self-pipe and a loop iteration of its own) cost more than the push.
+    A waiter already done (timed out, its request gone) is left alone; its record may still
+    land, and is still counted by the producer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._arrived: dict[asyncio.AbstractEventLoop, list[_Arrival]] = {}
+
+    def waiter(self) -> tuple[asyncio.Future[Placed], Callable[[Outcome], None]]:
+        waiter: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
+        return waiter, partial(self._arrive, waiter)
+
+    def _arrive(self, waiter: asyncio.Future[Placed], outcome: Outcome) -> None:
+        # Any thread: the producer's I/O thread, or the loop's own for an outcome known at once.
+        loop = waiter.get_loop()
+        with self._lock:
+            pending = self._arrived.setdefault(loop, [])
+            pending.append((waiter, outcome))
+            first = len(pending) == 1
+        if first:
+            # Later arrivals join the list until the loop takes it: one wake-up for all.
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(self._deliver, loop)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            arrived = self._arrived.pop(loop, [])
+        for waiter, outcome in arrived:
+            if waiter.done():
+                continue
+            if isinstance(outcome, KafkaUnavailable):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
+
+
+def _expire(waiter: asyncio.Future[Placed], seconds: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no acknowledgement within {seconds}s"))
 
 
 class _TooLarge(Exception):
@@ -128,6 +175,7 @@ class Webhook:
     ack_timeout_seconds: float = 2.0
     ready: Callable[[], bool] = lambda: True
     clock: Callable[[], float] = time.time
+    _acknowledgements: Acknowledgements = field(default_factory=Acknowledgements, init=False)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -185,15 +233,18 @@ class Webhook:
     ) -> Response:
         notice = notice_from_push(push, source="push", received_at=self.clock())
         try:
-            acknowledged = asyncio.wrap_future(self.notices.submit(notice))
+            acknowledged, on_done = self._acknowledgements.waiter()
+            self.notices.enqueue(notice, on_done)
             remaining = max(0.0, self.ack_timeout_seconds - (time.perf_counter() - started))
-            # asyncio.wait, not wait_for: on timeout the record may still land, and its
-            # future must stay alive to be counted rather than be cancelled under Kafka.
-            done, _ = await asyncio.wait({acknowledged}, timeout=remaining)
-            if not done:
-                acknowledged.add_done_callback(_consume_outcome)
-                raise TimeoutError(f"no acknowledgement within {self.ack_timeout_seconds}s")
-            acknowledged.result()
+            # On timeout only the waiter fails: the record may still land, and the producer
+            # still counts it when it does.
+            timer = asyncio.get_running_loop().call_later(
+                remaining, _expire, acknowledged, self.ack_timeout_seconds
+            )
+            try:
+                await acknowledged
+            finally:
+                timer.cancel()
         except (KafkaUnavailable, TimeoutError) as exc:
             log.warning(
                 "push for order %s of shop %d not acknowledged by Kafka in time (%s); "
@@ -229,8 +280,10 @@ def webhook_command(port: int | None) -> None:
     from producers.wiring import Ingest
 
     # A few milliseconds of linger batch concurrent pushes into one produce request: less
-    # CPU per push under load, for a few ms of acknowledgement latency.
-    ingest = Ingest.open("webhook", producer_options={"linger_ms": 5})
+    # CPU per push under load, for a few ms of acknowledgement latency. No compression: a
+    # notice is ~200 bytes and a partition's batch holds a handful, which gzip does not
+    # shrink, while setting it up for each batch cost the I/O thread ~0.1 ms.
+    ingest = Ingest.open("webhook", producer_options={"linger_ms": 5, "compression_type": None})
     try:
         verifier = PushVerifier.from_settings(ingest.settings)
         ingest.producer.warm_up(ingest.settings.topic_notices)

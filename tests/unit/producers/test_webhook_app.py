@@ -3,8 +3,7 @@ broker in tests/integration/producers/test_webhook.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import KafkaUnavailable, Placed
+from orderflow.kafka import KafkaUnavailable, Outcome
 from orderflow.metrics import Metrics
 from producers.state import ShopAuthorizations
 from producers.webhook import PUSH_PATH, Webhook
@@ -38,16 +37,15 @@ class SinkTwin:
         self.mode = "ack"
         self.notices: list[OrderNotice] = []
 
-    def submit(self, notice: OrderNotice) -> Future[Placed]:
+    def enqueue(self, notice: OrderNotice, on_done: Callable[[Outcome], None]) -> None:
         if self.mode == "refuse":
             raise KafkaUnavailable("queue full")
-        future: Future[Placed] = Future()
         if self.mode == "ack":
             self.notices.append(notice)
-            future.set_result((0, len(self.notices)))
+            on_done((0, len(self.notices)))
         elif self.mode == "fail":
-            future.set_exception(KafkaUnavailable("not acknowledged"))
-        return future  # "never": stays pending
+            on_done(KafkaUnavailable("not acknowledged"))
+        # "never": on_done is not called
 
 
 @pytest.fixture
