@@ -3,7 +3,8 @@ on the same machine, their ratio, and the target it is held to (if any).
 
 ``run()`` of a benchmark returns its ``Figure`` list and prints it with ``print_table``;
 `make bench` gathers every list into one table (``print_summary``) and into
-``bench/results.json`` (``results_document``).
+``bench/results.json`` (``results_document``). ``python -m benchmarks.report [PATH]`` prints a
+results file as the Markdown table of ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,3 +180,31 @@ def write_results(path: Path, machine: Mapping[str, object], figures: Sequence[F
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(text)
     partial.replace(path)
+
+
+def markdown_lines(document: Mapping[str, object]) -> list[str]:
+    """The figures of a results document as a Markdown table (missed targets in bold)."""
+    figures = document["figures"]
+    if not isinstance(figures, list):
+        raise ValueError("a results document has a list of figures")
+
+    def number(x: float | None) -> str:
+        return "n/a" if x is None else _number(x)
+
+    lines = [
+        "| figure | unit | value | baseline | ratio | target | met |",
+        "|---|---|--:|--:|--:|---|---|",
+    ]
+    for f in figures:
+        met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
+        lines.append(
+            f"| `{f['name']}` | {f['unit']} | {number(f['value'])} | {number(f['baseline'])} "
+            f"| {number(f['ratio'])} | {f['target'] or ''} | {met} |"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results.json")
+    for line in markdown_lines(json.loads(source.read_text())):
+        print(line)

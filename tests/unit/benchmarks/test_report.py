@@ -13,6 +13,7 @@ from benchmarks.report import (
     Bound,
     Figure,
     figure,
+    markdown_lines,
     results_document,
     summary_lines,
     table_lines,
@@ -145,3 +146,12 @@ def test_results_are_written_as_strict_json_replacing_the_file(tmp_path: Path) -
     assert written["machine"] == {"git_commit": "def"}
     assert [f["name"] for f in written["figures"]] == [f["name"] for f in _figures()]
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+
+
+def test_a_results_document_reads_as_a_markdown_table() -> None:
+    document = results_document({}, [*_figures(), figure("p99", "ms", math.inf, 0.0)])
+    lines = markdown_lines(json.loads(json.dumps(document)))
+    assert lines[0] == "| figure | unit | value | baseline | ratio | target | met |"
+    assert lines[3] == "| `e2e_latency_p99_ms` | ms | 2,500 | 300 | 8.33 | value <= 2000 | **no** |"
+    assert lines[4].endswith("| 0.9 | ratio >= 0.5 | yes |")
+    assert lines[5] == "| `p99` | ms | n/a | 0 | n/a |  |  |"
