@@ -303,8 +303,9 @@ class KafkaCluster:
                 cluster._wait_serving(cluster.node_ids, deadline)
             except BaseException as exc:
                 lost_port = any(
-                    "Address already in use" in "\n".join(_tail(n.server_log, 200))
+                    "Address already in use" in "\n".join(_tail(path, 200))
                     for n in cluster._nodes.values()
+                    for path in (n.server_log, n.console_log)
                 )
                 cluster.stop()
                 if attempt == 1 and lost_port and isinstance(exc, ClusterError):
@@ -572,9 +573,12 @@ class KafkaCluster:
         raise ClusterError(f"{topic} has no partition {partition}")
 
     def _live_admin(self, deadline: float) -> contextlib.AbstractContextManager[Any]:
-        addresses = [self._nodes[n].address for n in self.alive()]
+        # Only nodes that listen: kafka-python's admin client keeps its I/O thread when its
+        # bootstrap fails, and a node still starting up would make it wait.
+        listening = [self._nodes[n] for n in self.alive() if _port_open(self._nodes[n].port)]
+        addresses = [node.address for node in listening]
         if not addresses:
-            raise ClusterError("no node of the cluster is running")
+            raise ClusterError(f"no node of the cluster listens (running: {self.alive()})")
         return _admin(addresses, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
 
 
