@@ -38,3 +38,38 @@ def test_request_urls_with_tokens_are_not_logged_at_info() -> None:
         assert not logging.getLogger("kafka").isEnabledFor(logging.INFO)
     finally:
         configure_logging("WARNING")
+
+
+def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.getLogger(name).makeRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_repeated_kafka_lines_are_held_back_and_counted() -> None:
+    from orderflow.logs import RepeatLimiter
+
+    now = [0.0]
+    limiter = RepeatLimiter(interval=10.0, clock=lambda: now[0])
+    template = "Marking the coordinator dead (node %s) for group %s"
+    passed = [limiter.filter(_record("kafka.coordinator", template, 2, "g")) for _ in range(500)]
+    assert passed.count(True) == 1 and passed[0]
+    # Another template, level or logger is another line.
+    assert limiter.filter(_record("kafka.conn", template, 2, "g"))
+    assert limiter.filter(_record("kafka.coordinator", template, 2, "g", level=logging.WARNING))
+    # Our own loggers are never held back.
+    assert all(limiter.filter(_record("orderflow.x", template, 2, "g")) for _ in range(3))
+
+    now[0] = 10.0
+    again = _record("kafka.coordinator", template, 3, "g")
+    assert limiter.filter(again)
+    assert again.getMessage() == (
+        "Marking the coordinator dead (node 3) for group g (499 more like this held back)"
+    )
+    assert not limiter.filter(_record("kafka.coordinator", template, 3, "g"))
+
+
+def test_the_limiter_sits_on_the_handler_so_child_loggers_are_covered() -> None:
+    from orderflow.logs import RepeatLimiter, configure_logging
+
+    configure_logging("WARNING")
+    handlers = logging.getLogger().handlers
+    assert any(isinstance(f, RepeatLimiter) for h in handlers for f in h.filters)
