@@ -426,6 +426,8 @@ def _consumer_round(world: _World, subject: Subject, events: int) -> _Run:
                         f"{events} records"
                     )
                 finished += runtime.run_once(parts.stop)
+            # Publishing the actions is part of the work: the clock runs until they are out.
+            runtime.flush_actions(TIMEOUT)
             seconds, cpu = clock.stop()
             return _Run(seconds, finished, cpu, _counted(metrics.order_actions))
         finally:

@@ -4,36 +4,111 @@ An action is written in the same database transaction as the effect it describes
 (``consumers.erp.outbox.insert_actions``), so an effect never happens without its record.
 ``ActionPublisher`` then puts the consumer's unpublished actions on
 ``shopee.order-actions`` and marks them published once the broker acknowledged them: a
-process that dies in between publishes them on its next batch (at least once; the
-``action_id`` is deterministic, so subscribers drop repeats by it).
+process that dies in between leaves them unpublished, and they are published by the next
+publisher of that consumer (at least once; the ``action_id`` is deterministic, so subscribers
+drop repeats by it). Where the publisher runs is ``consumers.publishing``'s business.
+
+A consumer that records an action per event (erp-sync) builds it as its JSON values
+(``action_values``) and stores those (``action_row``): no model is built or validated on the
+way, and the row reads back as the same ``OrderAction`` that ``make_action`` builds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, TypedDict
 
 from consumers.erp.ledger import LineState
-from consumers.erp.outbox import ActionRecord
+from consumers.erp.outbox import ActionRecord, ActionRow
 from consumers.erp.store import LedgerResult
 from orderflow.kafka import Producer, wait_all
-from orderflow.metrics import Metrics
 from schemas.codec import AvroCodec
-from schemas.models import ActionLine, OrderAction, OrderEvent, order_key
+from schemas.models import OrderAction, OrderEvent, order_key
 
 ActionOutcome = Literal["applied", "skipped", "dry_run", "rejected", "failed"]
 
 # Fixed forever: changing it would change every action id.
-_ACTION_NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-616374696f6e")
+_ACTION_NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-616374696f6e").bytes
 
 
 def action_id(shop_id: int, order_sn: str, kind: str, *facts: object) -> str:
-    """The deterministic id of "this effect on this order": equal effects, equal ids."""
+    """The deterministic id of "this effect on this order": equal effects, equal ids.
+
+    The name-based (version 5) UUID of the parts in the action namespace, as ``uuid.uuid5``
+    makes it, without building ``UUID`` objects: erp-sync makes one per event."""
     parts = [str(shop_id), order_sn, kind, *(str(fact) for fact in facts)]
-    return str(uuid.uuid5(_ACTION_NAMESPACE, "|".join(parts)))
+    name = _ACTION_NAMESPACE + "|".join(parts).encode()
+    digest = hashlib.sha1(name, usedforsecurity=False).hexdigest()
+    # RFC 4122: the version (5) in the top nibble of octet 6, the variant (10) in octet 8.
+    version = int(digest[12:16], 16) & 0x0FFF | 0x5000
+    variant = int(digest[16:20], 16) & 0x3FFF | 0x8000
+    return f"{digest[:8]}-{digest[8:12]}-{version:04x}-{variant:04x}-{digest[20:32]}"
+
+
+class ActionLineJson(TypedDict):
+    item_id: int
+    model_id: int
+    sku: str | None
+    quantity: int
+
+
+class ActionJson(TypedDict):
+    """An ``OrderAction`` as its JSON values (``occurred_at`` an ISO 8601 string)."""
+
+    action_id: str
+    marketplace: str
+    shop_id: int
+    order_sn: str
+    consumer: str
+    kind: str
+    lines: list[ActionLineJson]
+    outcome: ActionOutcome
+    error: str | None
+    event_id: str | None
+    details: dict[str, str]
+    occurred_at: str
+
+
+def action_values(
+    event: OrderEvent,
+    *,
+    consumer: str,
+    kind: str,
+    outcome: ActionOutcome,
+    now: float,
+    lines: Iterable[tuple[int, int, int]] = (),
+    error: str | None = None,
+    details: Mapping[str, object] | None = None,
+    facts: tuple[object, ...] = (),
+) -> ActionJson:
+    """An OrderAction about ``event``'s order, as JSON values. ``facts`` tell apart effects of
+    one kind on one order (an ERP write per update_time, a buyer-cancellation answer per
+    request)."""
+    skus = {(i.item_id, i.model_id): i.model_sku or i.item_sku for i in event.items}
+    return {
+        "action_id": action_id(event.shop_id, event.order_sn, kind, *facts),
+        "marketplace": event.marketplace,
+        "shop_id": event.shop_id,
+        "order_sn": event.order_sn,
+        "consumer": consumer,
+        "kind": kind,
+        "lines": [
+            {"item_id": item, "model_id": model, "sku": skus.get((item, model)), "quantity": qty}
+            for item, model, qty in lines
+        ],
+        "outcome": outcome,
+        "error": None if error is None else error[:2000],
+        "event_id": event.event_id,
+        "details": {key: str(value) for key, value in (details or {}).items()},
+        "occurred_at": _timestamp(now),
+    }
 
 
 def make_action(
@@ -48,26 +123,41 @@ def make_action(
     details: Mapping[str, object] | None = None,
     facts: tuple[object, ...] = (),
 ) -> OrderAction:
-    """An OrderAction about ``event``'s order. ``facts`` tell apart effects of one kind on one
-    order (an ERP write per update_time, a buyer-cancellation answer per request)."""
-    skus = {(i.item_id, i.model_id): i.model_sku or i.item_sku for i in event.items}
-    return OrderAction(
-        action_id=action_id(event.shop_id, event.order_sn, kind, *facts),
-        marketplace=event.marketplace,
-        shop_id=event.shop_id,
-        order_sn=event.order_sn,
+    """``action_values`` as a validated ``OrderAction``."""
+    values = action_values(
+        event,
         consumer=consumer,
         kind=kind,
-        lines=tuple(
-            ActionLine(item_id=item, model_id=model, sku=skus.get((item, model)), quantity=qty)
-            for item, model, qty in lines
-        ),
         outcome=outcome,
-        error=None if error is None else error[:2000],
-        event_id=event.event_id,
-        details={key: str(value) for key, value in (details or {}).items()},
-        occurred_at=datetime.fromtimestamp(now, UTC),
+        now=now,
+        lines=lines,
+        error=error,
+        details=details,
+        facts=facts,
     )
+    return OrderAction.model_validate(values)
+
+
+def action_row(values: ActionJson) -> ActionRow:
+    """The ``order_actions`` row of an action given as its JSON values."""
+    return ActionRow(
+        values["action_id"],
+        values["shop_id"],
+        values["order_sn"],
+        values["consumer"],
+        values["kind"],
+        values["outcome"],
+        json.dumps(values),
+        int(datetime.fromisoformat(values["occurred_at"]).timestamp()),
+    )
+
+
+@lru_cache(maxsize=4)
+def _timestamp(now: float) -> str:
+    """``now`` as OrderAction keeps a timestamp (UTC, to the millisecond), in ISO 8601. A
+    batch's actions share one ``now``: the cache makes that one conversion."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000).isoformat()
 
 
 class ActionPublisher:
@@ -78,7 +168,6 @@ class ActionPublisher:
         record: ActionRecord,
         producer: Producer,
         codec: AvroCodec[OrderAction],
-        metrics: Metrics,
         *,
         consumer: str,
         batch: int = 500,
@@ -87,15 +176,15 @@ class ActionPublisher:
         self._record = record
         self._producer = producer
         self._codec = codec
-        self._metrics = metrics
         self._consumer = consumer
         self._batch = batch
         self._clock = clock
 
-    def publish_pending(self) -> int:
-        """Publish every unpublished action of this consumer; how many were published.
-        Raises ``KafkaUnavailable`` (transient) and leaves the rest for the next call."""
-        published = 0
+    def publish_pending(self) -> Counter[tuple[str, str]]:
+        """Publish every unpublished action of this consumer; how many were published, by
+        kind and outcome. Raises ``KafkaUnavailable`` (transient) and leaves the rest for
+        the next call."""
+        published: Counter[tuple[str, str]] = Counter()
         while True:
             with self._record.publishing(
                 self._consumer, int(self._clock()), limit=self._batch
@@ -113,11 +202,7 @@ class ActionPublisher:
                     for _, action in pending
                 ]
                 wait_all(futures, time.monotonic() + 30.0, what="order actions")
-            for _, action in pending:
-                self._metrics.order_actions.labels(
-                    action.consumer, action.kind, action.outcome
-                ).inc()
-            published += len(pending)
+            published.update((action.kind, action.outcome) for _, action in pending)
             if len(pending) < self._batch:
                 return published
 
@@ -131,7 +216,7 @@ _LEDGER_KINDS = {
 
 def ledger_actions(
     event: OrderEvent, result: LedgerResult, *, consumer: str, now: float
-) -> list[OrderAction]:
+) -> list[ActionRow]:
     """One action per kind of stock change the ledger made for the order (a line closed
     without a stock change is not a side effect and is not reported)."""
     by_kind: dict[str, list[tuple[int, int, int]]] = {}
@@ -140,16 +225,18 @@ def ledger_actions(
         if kind is not None:
             by_kind.setdefault(kind, []).append((t.item_id, t.model_id, t.quantity))
     return [
-        make_action(
-            event,
-            consumer=consumer,
-            kind=kind,
-            outcome="applied",
-            now=now,
-            lines=lines,
-            details={"status": event.status},
-            # Each line changes state once per kind; the lines name the effect.
-            facts=tuple(f"{item}/{model}" for item, model, _ in sorted(lines)),
+        action_row(
+            action_values(
+                event,
+                consumer=consumer,
+                kind=kind,
+                outcome="applied",
+                now=now,
+                lines=lines,
+                details={"status": event.status},
+                # Each line changes state once per kind; the lines name the effect.
+                facts=tuple(f"{item}/{model}" for item, model, _ in sorted(lines)),
+            )
         )
         for kind, lines in by_kind.items()
     ]

@@ -15,7 +15,6 @@ from typing import Literal
 import click
 import httpx
 
-from consumers.actions import ActionPublisher
 from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
@@ -25,6 +24,7 @@ from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.store import ErpStore
 from consumers.erp_sync import ErpSync, ErpTarget, StoreTarget
 from consumers.parking import ParkedRecords
+from consumers.publishing import RelayProcess
 from consumers.runtime import ConsumerRuntime, Handler, RuntimeConfig
 from consumers.stock_restore import StockRestore
 from orderflow.kafka import Consumer
@@ -83,8 +83,11 @@ def auto_cancel_config(settings: Settings) -> AutoCancelConfig:
 
 
 def build_runtime(parts: ProcessParts, handler: Handler, consumer: Consumer) -> ConsumerRuntime:
-    """The runtime as ``orderflow consume`` runs it (tests and benchmarks build it so too)."""
+    """The runtime as ``orderflow consume`` runs it (tests and benchmarks build it so too).
+    Its actions are published by a relay process, stopped when ``parts`` close."""
     settings, name = parts.settings, handler.name
+    relay = RelayProcess(settings, parts.metrics, consumer=name)
+    parts.on_close(relay.close)
     return ConsumerRuntime(
         handler=handler,
         consumer=consumer,
@@ -96,13 +99,7 @@ def build_runtime(parts: ProcessParts, handler: Handler, consumer: Consumer) -> 
             consumer=name,
         ),
         parked=ParkedRecords(parts.engine, name),
-        actions=ActionPublisher(
-            ActionRecord(parts.engine),
-            parts.producer,
-            AvroCodec(OrderAction, settings.topic_actions, parts.registry),
-            parts.metrics,
-            consumer=name,
-        ),
+        actions=relay,
         metrics=parts.metrics,
         breaker=CircuitBreaker(
             window=settings.consumer_breaker_window,

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from consumers.actions import make_action
+from consumers.actions import action_row, action_values
+from consumers.erp.outbox import ActionRow
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import ErpStore
 from consumers.runtime import Delivery
-from schemas.models import OrderAction, OrderEvent
+from schemas.models import OrderEvent
 
 CONSUMER_NAME = "erp-sync"
 
@@ -35,9 +36,10 @@ class StoreTarget:
         self._store = store
 
     def apply(self, events: Sequence[OrderEvent], now: int) -> list[bool]:
-        def action(i: int) -> OrderAction:
+        def action(i: int) -> ActionRow:
             event = events[i]
-            return make_action(
+            # One action per event: stored as its JSON values, without building a model.
+            values = action_values(
                 event,
                 consumer=CONSUMER_NAME,
                 kind="erp_upsert",
@@ -47,6 +49,7 @@ class StoreTarget:
                 details={"status": event.status},
                 facts=(event.status, int(event.update_time.timestamp())),
             )
+            return action_row(values)
 
         return self._store.apply_orders(
             [OrderSnapshot.from_event(event) for event in events],

@@ -21,8 +21,8 @@ One batch:
      the rest is read again after a backoff; ``/healthz`` stays green meanwhile;
    * anything else -> the process crashes loudly (Kubernetes restarts it; nothing
      unfinished was committed);
-4. wait for the dead letters' acknowledgements, commit the offsets, publish the actions the
-   handler recorded.
+4. wait for the dead letters' acknowledgements, commit the offsets, and tell the action
+   outlet (``consumers.publishing``) that the handler recorded actions to publish.
 
 A circuit breaker (``consumers.breaker``) stops the consumer instead of dead-lettering when
 most recent records were poison. SIGTERM sets the stop flag; the batch in hand finishes and
@@ -38,10 +38,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consumers.actions import ActionPublisher
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
 from consumers.parking import ParkedRecords
+from consumers.publishing import ActionOutlet
 from orderflow.failures import Blocked, kind_of
 from orderflow.kafka import (
     ConsumedRecord,
@@ -155,7 +155,7 @@ class ConsumerRuntime:
     codec: AvroCodec[OrderEvent]
     dead_letters: DeadLetters
     parked: ParkedRecords
-    actions: ActionPublisher | None
+    actions: ActionOutlet | None
     metrics: Metrics
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     config: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -164,7 +164,7 @@ class ConsumerRuntime:
     _uncommitted: dict[tuple[str, int], int] = field(default_factory=dict)
     _failures: int = 0
     _next_parked_scan: float = 0.0
-    _publish_needed: bool = True
+    _recorded: bool = False  # effects finished since the outlet was last told
     _last_timestamp_ms: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -199,6 +199,14 @@ class ConsumerRuntime:
     def ready(self) -> bool:
         return not self.breaker.open
 
+    def flush_actions(self, timeout: float = 30.0) -> None:
+        """Return once the actions of every effect finished so far are published
+        (``KafkaUnavailable`` after ``timeout`` seconds)."""
+        if self.actions is not None:
+            self.actions.committed()
+            self._recorded = False
+            self.actions.flush(timeout)
+
     def run_once(self, stop: StopFlag | None = None) -> int:
         """One batch (and due unparking, and action publishing); how many records it
         finished. Transient failures are waited out here; others propagate."""
@@ -208,9 +216,11 @@ class ConsumerRuntime:
                 self.config.poll_timeout, max_records=self.config.max_batch
             )
             finished = self._process(records) if records else 0
-            if self._publish_needed and self.actions is not None:
-                self.actions.publish_pending()
-            self._publish_needed = bool(records)
+            if self.actions is not None:
+                if self._recorded:
+                    self.actions.committed()
+                    self._recorded = False
+                self.actions.poll()
             self._observe_lag()
         except BreakerOpen as exc:
             self.metrics.consumer_breaker_open.labels(self.name).set(1)
@@ -228,7 +238,6 @@ class ConsumerRuntime:
             self.metrics.consumer_retries.labels(self.name).inc()
             delay = min(self.config.backoff_max, self.config.backoff_base * 2**self._failures)
             log.warning("%s: %s; retrying in %.1fs without committing", self.name, exc, delay)
-            self._publish_needed = True
             if stop is not None:
                 stop.wait(delay)
             else:
@@ -370,7 +379,7 @@ class ConsumerRuntime:
     def _finished(self, record: ConsumedRecord, outcome: str, done: list[ConsumedRecord]) -> None:
         done.append(record)
         self.breaker.record(False)
-        self._publish_needed = True
+        self._recorded = True
         self.metrics.records_consumed.labels(record.topic, self.name, outcome).inc()
 
     def _dead_letter(
@@ -497,7 +506,7 @@ class ConsumerRuntime:
                     return
                 wait_all(pending, time.monotonic() + 30.0, what="dead letters")
                 self.parked.delete([row.id])
-                self._publish_needed = True
+                self._recorded = True
 
     def _handle_parked(self, delivery: Delivery, pending: list[Future[Placed]]) -> None:
         try:

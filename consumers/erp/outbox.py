@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from consumers.erp import bulk
 from consumers.erp.tables import order_actions, shopee_outbox
 from orderflow.db import conflict_insert
 from schemas.models import OrderAction
@@ -191,32 +192,38 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
     )
 
 
-def insert_actions(conn: sa.Connection, actions: Sequence[OrderAction]) -> None:
+class ActionRow(NamedTuple):
+    """One ``order_actions`` row as it is written, in column order: the action's own columns
+    and the whole action as JSON (``detail``), from which it is published exactly as it was
+    decided."""
+
+    action_id: str
+    shop_id: int
+    order_sn: str
+    consumer: str
+    kind: str
+    outcome: str
+    detail: str
+    occurred_at: int  # epoch seconds
+
+    @classmethod
+    def of(cls, action: OrderAction) -> ActionRow:
+        return cls(
+            action.action_id,
+            action.shop_id,
+            action.order_sn,
+            action.consumer,
+            action.kind,
+            action.outcome,
+            action.model_dump_json(),
+            int(action.occurred_at.timestamp()),
+        )
+
+
+def insert_actions(conn: sa.Connection, rows: Sequence[ActionRow]) -> None:
     """Keep each action once per ``action_id``, inside the caller's transaction (the one that
     made the effect durable)."""
-    if actions:
-        # No RETURNING: the driver can then send the rows as one batch (with RETURNING,
-        # SQLAlchemy builds one large statement per batch for the driver to parse).
-        conn.execute(_insert_once(conn), [_action_row(a) for a in actions])
-
-
-def _insert_once(conn: sa.Connection) -> sa.Insert:
-    insert = conflict_insert(conn.dialect.name, order_actions)
-    return insert.on_conflict_do_nothing(index_elements=["action_id"])
-
-
-def _action_row(action: OrderAction) -> dict[str, Any]:
-    return {
-        "action_id": action.action_id,
-        "shop_id": action.shop_id,
-        "order_sn": action.order_sn,
-        "consumer": action.consumer,
-        "kind": action.kind,
-        "outcome": action.outcome,
-        # The whole OrderAction, so it can be published exactly as it was decided.
-        "detail": action.model_dump_json(),
-        "occurred_at": int(action.occurred_at.timestamp()),
-    }
+    bulk.insert_rows(conn, order_actions, ActionRow._fields, rows, unless_exists=("action_id",))
 
 
 class ActionRecord:
@@ -229,23 +236,20 @@ class ActionRecord:
 
     def record(self, action: OrderAction) -> bool:
         """Keep ``action`` once per ``action_id``; True when it was new."""
+        c = order_actions.c
         with self._engine.begin() as conn:
             inserted = conn.execute(
-                _insert_once(conn).values(**_action_row(action)).returning(order_actions.c.id)
+                conflict_insert(conn.dialect.name, order_actions)
+                .values(ActionRow.of(action)._asdict())
+                .on_conflict_do_nothing(index_elements=[c.action_id])
+                .returning(c.id)
             )
             return len(inserted.all()) == 1
 
     def unpublished(self, consumer: str, limit: int = 500) -> list[tuple[int, OrderAction]]:
         """``consumer``'s actions not yet published, oldest first, with their row ids."""
-        c = order_actions.c
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(c.id, c.detail)
-                .where(c.published_at.is_(None), c.consumer == consumer)
-                .order_by(c.id)
-                .limit(limit)
-            ).all()
-        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
+            return self._oldest_unpublished(conn, consumer, limit, lock=False)
 
     @contextmanager
     def publishing(
@@ -259,32 +263,29 @@ class ActionRecord:
             yield pending
             self.mark_published([row_id for row_id, _ in pending], now)
             return
-        c = order_actions.c
         with self._engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(c.id, c.detail)
-                .where(c.published_at.is_(None), c.consumer == consumer)
-                .order_by(c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
-            yield [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
-            if rows:
-                conn.execute(
-                    sa.update(order_actions)
-                    .where(c.id.in_([int(r.id) for r in rows]))
-                    .values(published_at=now)
-                )
+            pending = self._oldest_unpublished(conn, consumer, limit, lock=True)
+            yield pending
+            _mark_published(conn, [row_id for row_id, _ in pending], now)
+
+    def _oldest_unpublished(
+        self, conn: sa.Connection, consumer: str, limit: int, *, lock: bool
+    ) -> list[tuple[int, OrderAction]]:
+        c = order_actions.c
+        query = (
+            sa.select(c.id, c.detail)
+            .where(c.published_at.is_(None), c.consumer == consumer)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in conn.execute(query)]
 
     def mark_published(self, ids: Sequence[int], now: int) -> None:
         if ids:
-            c = order_actions.c
             with self._engine.begin() as conn:
-                conn.execute(
-                    sa.update(order_actions)
-                    .where(c.id.in_(list(ids)), c.published_at.is_(None))
-                    .values(published_at=now)
-                )
+                _mark_published(conn, ids, now)
 
     def all(self, consumer: str | None = None) -> list[OrderAction]:
         """Every recorded action (of ``consumer``), oldest first."""
@@ -294,3 +295,9 @@ class ActionRecord:
             query = query.where(c.consumer == consumer)
         with self._engine.connect() as conn:
             return [OrderAction.model_validate_json(r.detail) for r in conn.execute(query)]
+
+
+def _mark_published(conn: sa.Connection, ids: Sequence[int], now: int) -> None:
+    # One statement for the whole batch (an IN list of 500 ids costs SQLAlchemy more to
+    # expand than the database to run).
+    bulk.update_rows(conn, order_actions, ("id",), ("published_at",), [(i, now) for i in ids])

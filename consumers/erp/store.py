@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from consumers.erp import bulk
 from consumers.erp.ledger import (
     Holding,
     LineState,
@@ -34,7 +35,7 @@ from consumers.erp.ledger import (
     shortages,
     stock_moves,
 )
-from consumers.erp.outbox import ClaimResult, claim_within_budget, insert_actions
+from consumers.erp.outbox import ActionRow, ClaimResult, claim_within_budget, insert_actions
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.tables import (
     erp_order_lines,
@@ -45,7 +46,6 @@ from consumers.erp.tables import (
     stock_ledger,
 )
 from orderflow.db import conflict_insert, write_transaction
-from schemas.models import OrderAction
 
 T = TypeVar("T")
 ModelKey = tuple[int, int]
@@ -110,7 +110,7 @@ class ErpStore:
         snapshots: Sequence[OrderSnapshot],
         now: int,
         *,
-        actions: Callable[[int], OrderAction] | None = None,
+        actions: Callable[[int], ActionRow] | None = None,
     ) -> list[bool]:
         """Store a batch in one transaction; per snapshot, whether it was newer and stored.
         ``actions(i)`` describes storing ``snapshots[i]``; it is recorded in the same
@@ -127,13 +127,17 @@ class ErpStore:
     def _apply_orders(
         self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot], now: int
     ) -> list[bool]:
-        # A few statements per batch, not three per snapshot: on PostgreSQL each statement is
-        # a round trip, and on SQLite building one costs more than running it. What is stored
-        # is read (and locked) first, so deciding in Python decides as the database would.
+        # A few statements per batch, not three per snapshot, each handed the whole batch
+        # (consumers.erp.bulk). What is stored is read (and locked) first, so deciding in
+        # Python decides as the database would.
         heads = self._order_heads(conn, sorted({(s.shop_id, s.order_sn) for s in snapshots}))
         written, newest = _in_turn(snapshots, heads)
-        inserted = self._insert_orders(
-            conn, [snapshot for key, snapshot in sorted(newest.items()) if key not in heads], now
+        inserted = bulk.insert_new_rows(
+            conn,
+            erp_orders,
+            _ORDER_COLUMNS,
+            [_order_row(s, now) for key, s in sorted(newest.items()) if key not in heads],
+            key=_ORDER_KEY,
         )
         raced = {key for key in newest if key not in heads and key not in inserted}
         if raced:
@@ -141,104 +145,37 @@ class ErpStore:
             # to lock): decide again against what it stored.
             heads.update(self._order_heads(conn, sorted(raced)))
             written, newest = _in_turn(snapshots, heads)
-        o = erp_orders.c
-        updates = [
-            {
-                "key_shop_id": shop_id,
-                "key_order_sn": order_sn,
-                "status": snapshot.status,
-                "update_time": snapshot.update_time,
-                "synced_at": now,
-            }
-            for (shop_id, order_sn), snapshot in sorted(newest.items())
-            if (shop_id, order_sn) not in inserted
-        ]
-        if updates:
-            conn.execute(
-                sa.update(erp_orders).where(
-                    o.shop_id == sa.bindparam("key_shop_id"),
-                    o.order_sn == sa.bindparam("key_order_sn"),
-                ),
-                updates,
-            )
-        self._replace_lines(conn, newest)
-        return written
-
-    def _insert_orders(
-        self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot], now: int
-    ) -> set[OrderKey]:
-        """Insert the orders that are not stored yet; the keys of those inserted (one another
-        writer inserted meanwhile is left as it is)."""
-        if not snapshots:
-            return set()
-        o = erp_orders.c
-        statement = (
-            conflict_insert(conn.dialect.name, erp_orders)
-            .on_conflict_do_nothing(index_elements=[o.shop_id, o.order_sn])
-            .returning(o.shop_id, o.order_sn)
+        bulk.update_rows(
+            conn,
+            erp_orders,
+            _ORDER_KEY,
+            _ORDER_COLUMNS[2:],
+            [_order_row(s, now) for key, s in sorted(newest.items()) if key not in inserted],
         )
-        rows = conn.execute(
-            statement,
+        keys = sorted(newest)
+        bulk.delete_keys(conn, erp_order_lines, _ORDER_KEY, keys)
+        bulk.insert_rows(
+            conn,
+            erp_order_lines,
+            _LINE_COLUMNS,
             [
-                {
-                    "shop_id": s.shop_id,
-                    "order_sn": s.order_sn,
-                    "status": s.status,
-                    "update_time": s.update_time,
-                    "synced_at": now,
-                }
-                for s in snapshots
+                (shop_id, order_sn, number, line.item_id, line.model_id, line.quantity)
+                for shop_id, order_sn in keys
+                for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
             ],
         )
-        return {(int(row.shop_id), str(row.order_sn)) for row in rows}
-
-    def _replace_lines(self, conn: sa.Connection, newest: dict[OrderKey, OrderSnapshot]) -> None:
-        c = erp_order_lines.c
-        keys = sorted(newest)
-        # Chunks keep the IN list inside every database's parameter limit.
-        for start in range(0, len(keys), 400):
-            conn.execute(
-                sa.delete(erp_order_lines).where(
-                    sa.tuple_(c.shop_id, c.order_sn).in_(keys[start : start + 400])
-                )
-            )
-        lines = [
-            {
-                "shop_id": shop_id,
-                "order_sn": order_sn,
-                "line_no": number,
-                "item_id": line.item_id,
-                "model_id": line.model_id,
-                "quantity": line.quantity,
-            }
-            for shop_id, order_sn in keys
-            for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
-        ]
-        if lines:
-            conn.execute(sa.insert(erp_order_lines), lines)
+        return written
 
     def _order_heads(
         self, conn: sa.Connection, keys: list[OrderKey]
     ) -> dict[OrderKey, tuple[str, int]]:
         """The stored ``(status, update_time)`` of the orders in ``keys`` that exist, locked
         (PostgreSQL) in key order until the transaction ends."""
-        o = erp_orders.c
-        heads: dict[OrderKey, tuple[str, int]] = {}
-        # Chunks keep the IN list inside every database's parameter limit.
-        for start in range(0, len(keys), 400):
-            query = (
-                sa.select(o.shop_id, o.order_sn, o.status, o.update_time)
-                .where(sa.tuple_(o.shop_id, o.order_sn).in_(keys[start : start + 400]))
-                .order_by(o.shop_id, o.order_sn)
-            )
-            if self._postgres:
-                query = query.with_for_update()
-            for row in conn.execute(query):
-                heads[(int(row.shop_id), str(row.order_sn))] = (
-                    str(row.status),
-                    int(row.update_time),
-                )
-        return heads
+        rows = bulk.select_keys(conn, erp_orders, _ORDER_KEY, _ORDER_COLUMNS[:4], keys, lock=True)
+        return {
+            (int(shop_id), str(order_sn)): (str(status), int(update_time))
+            for shop_id, order_sn, status, update_time in rows
+        }
 
     def orders(self) -> list[OrderSnapshot]:
         """Every stored order with its lines, by shop and order number."""
@@ -270,7 +207,7 @@ class ErpStore:
         snapshot: OrderSnapshot,
         now: int,
         *,
-        actions: Callable[[LedgerResult], Sequence[OrderAction]] | None = None,
+        actions: Callable[[LedgerResult], Sequence[ActionRow]] | None = None,
     ) -> LedgerResult:
         """Move the order's lines as its status says, against what the ledger holds, and
         change stock to match, in one transaction. Reservations are all or nothing.
@@ -524,6 +461,15 @@ class ErpStore:
                 if sqlstate not in _RETRY_SQLSTATES or attempt == self._attempts:
                     raise
         raise AssertionError("unreachable")
+
+
+_ORDER_KEY = ("shop_id", "order_sn")
+_ORDER_COLUMNS = ("shop_id", "order_sn", "status", "update_time", "synced_at")
+_LINE_COLUMNS = ("shop_id", "order_sn", "line_no", "item_id", "model_id", "quantity")
+
+
+def _order_row(snapshot: OrderSnapshot, now: int) -> tuple[int, str, str, int, int]:
+    return (snapshot.shop_id, snapshot.order_sn, snapshot.status, snapshot.update_time, now)
 
 
 def _in_turn(

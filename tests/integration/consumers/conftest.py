@@ -96,6 +96,7 @@ class RunningConsumer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.consumer: Consumer | None = None
+        self.closed = False
         try:
             handler = FACTORIES[name](self.parts)
             self.consumer = Consumer(
@@ -165,6 +166,9 @@ class RunningConsumer:
             raise error
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.stop()
         finally:
@@ -339,6 +343,11 @@ class ConsumerWorld:
         return read_dead_letters(self.settings, name)
 
     def actions(self) -> list[OrderAction]:
+        """Every action on the actions topic, once each consumer built here published what
+        it recorded (its relay process publishes on its own time)."""
+        for running in self.running:
+            if not running.closed:
+                running.runtime.flush_actions(60.0)
         return read_actions(self.settings, self.registry)
 
     def parked(self, name: str) -> int:

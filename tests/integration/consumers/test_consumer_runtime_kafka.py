@@ -173,11 +173,14 @@ def test_erp_sync_reads_from_the_earliest_and_drains_on_sigterm(world: ConsumerW
     committed, _ = world.offsets("erp-sync")
     assert _stored(world) == sum(committed.values()) > 0
     assert "orderflow erp-sync stopped" in erp.output()
+    # The relay published every stored order's action before the process exited.
+    assert len(world.actions()) == _stored(world)
 
     again = world.process("erp-sync")
     wait_for(lambda: world.caught_up("erp-sync"), "the rest after a restart")
     assert again.terminate() == 0, again.output()
     assert _stored(world) == len(events)
+    assert sorted(a.order_sn for a in world.actions()) == sorted(e.order_sn for e in events)
 
 
 def test_a_new_group_from_latest_skips_what_is_already_there(world: ConsumerWorld) -> None:

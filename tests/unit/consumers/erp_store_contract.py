@@ -73,6 +73,27 @@ def one_batch_decides_each_snapshot_against_the_ones_before_it(engine: Engine) -
     ]
 
 
+def a_batch_larger_than_one_statement_is_written_whole(engine: Engine) -> None:
+    # More keys than one SQLite statement may bind (999 parameters, two per key), across
+    # shops whose key order differs from the order the batch arrives in.
+    store = ErpStore(engine)
+    first = [
+        order(f"{n:04d}", "UNPAID", 100, (n, 1, 1), (n, 2, 2), shop=2 - n % 2) for n in range(1200)
+    ]
+    assert store.apply_orders(first, now=1) == [True] * 1200
+    second = [
+        order(f"{n:04d}", "READY_TO_SHIP", 99 + n % 3, (n, 1, 5), shop=2 - n % 2)
+        for n in reversed(range(1200))
+    ]
+    assert store.apply_orders(second, now=2) == [n % 3 != 0 for n in reversed(range(1200))]
+    stored = {(o.shop_id, o.order_sn): o for o in store.orders()}
+    assert len(stored) == 1200
+    for n in range(1200):
+        got = stored[(2 - n % 2, f"{n:04d}")]
+        expected = second[1199 - n] if n % 3 else first[n]
+        assert got == expected, n
+
+
 def a_refused_cancel_does_not_keep_the_order_from_taking_stock(engine: Engine) -> None:
     store, outbox = ErpStore(engine), Outbox(engine)
     store.set_stock(1, 1, 1, now=1)
@@ -282,6 +303,7 @@ def actions_are_recorded_once_and_published_once(engine: Engine) -> None:
 CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
     one_batch_decides_each_snapshot_against_the_ones_before_it,
+    a_batch_larger_than_one_statement_is_written_whole,
     a_refused_cancel_does_not_keep_the_order_from_taking_stock,
     a_cancel_is_claimed_only_for_an_order_that_holds_no_stock,
     reserve_then_ship_deducts_once,

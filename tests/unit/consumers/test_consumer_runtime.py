@@ -15,6 +15,7 @@ from consumers.actions import ActionPublisher
 from consumers.breaker import CircuitBreaker
 from consumers.erp.outbox import ActionRecord
 from consumers.parking import ParkedRecords
+from consumers.publishing import InlineOutlet
 from consumers.runtime import ConsumerRuntime, RuntimeConfig
 from orderflow.failures import Blocked, Poison, Transient
 from orderflow.kafka import ConsumedRecord
@@ -111,13 +112,16 @@ def make_rig(engine: Engine, metrics: Metrics) -> MakeRig:
             codec=AvroCodec(OrderEvent, TOPIC, registry),
             dead_letters=dead_letters(producer, metrics, handler.name),
             parked=parked,
-            actions=ActionPublisher(
-                actions,
-                producer.as_producer(),
-                AvroCodec(OrderAction, ACTIONS_TOPIC, registry),
+            actions=InlineOutlet(
+                ActionPublisher(
+                    actions,
+                    producer.as_producer(),
+                    AvroCodec(OrderAction, ACTIONS_TOPIC, registry),
+                    consumer=handler.name,
+                    clock=clock,
+                ),
                 metrics,
                 consumer=handler.name,
-                clock=clock,
             ),
             metrics=metrics,
             breaker=breaker or CircuitBreaker(),

@@ -229,14 +229,22 @@ class Sent:
 
 @dataclass
 class FakeProducer:
-    """``orderflow.kafka.Producer.submit`` that the broker acknowledges at once."""
+    """``orderflow.kafka.Producer.submit`` that the broker acknowledges at once, except the
+    next ``refuse`` records, which it never acknowledges (``KafkaUnavailable``)."""
 
     sent: list[Sent] = field(default_factory=list)
+    refuse: int = 0
 
     def submit(
         self, topic: str, *, key: bytes | None, value: bytes, headers: Headers | None = None
     ) -> Future[Placed]:
         placed: Future[Placed] = Future()
+        if self.refuse:
+            self.refuse -= 1
+            placed.set_exception(
+                KafkaUnavailable(f"broker did not acknowledge a record on {topic}")
+            )
+            return placed
         placed.set_result((0, len(self.on(topic))))
         self.sent.append(Sent(topic, key, value, list(headers or [])))
         return placed
