@@ -65,7 +65,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -74,6 +74,7 @@ from typing import Any
 import httpx
 import psycopg
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from benchmarks import e2e_baseline
@@ -564,6 +565,7 @@ class Side:
     # Seconds from the sandbox's push to the receiver, from there to the record on the
     # chain's second topic, and from there to the committed row.
     hops: list[list[float]]
+    seen_by_processes: str = ""  # the pipeline's own metrics, summarised
 
     def hops_note(self, name: str, middle: str) -> str:
         def spread(values: list[float]) -> str:
@@ -632,6 +634,7 @@ class _Processes:
         self.workdir = workdir
         self.env = dict(env)
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_urls: dict[str, str] = {}
 
     def start(self, commands: Sequence[tuple[str, Sequence[str]]], webhook_port: int) -> None:
         """Start every command at once (as a deployment rolls out), then wait until each
@@ -642,6 +645,7 @@ class _Processes:
             env = self.env | {"ORDERFLOW_METRICS_PORT": str(metrics_port)}
             port = webhook_port if name == "webhook" else metrics_port
             urls[name] = f"http://{HOST}:{port}/{'readyz' if name == 'webhook' else 'healthz'}"
+            self.metrics_urls[name] = f"http://{HOST}:{port}/metrics"
             with (self.workdir / f"{name}.log").open("wb") as log:
                 self.running[name] = subprocess.Popen(
                     [ORDERFLOW, *command], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -664,6 +668,12 @@ class _Processes:
 
     def pids(self) -> dict[str, int]:
         return {name: process.pid for name, process in self.running.items()}
+
+    def metrics(self, name: str) -> str:
+        """The Prometheus exposition of process ``name``."""
+        response = httpx.get(self.metrics_urls[name], timeout=10)
+        response.raise_for_status()
+        return response.text
 
     def stop(self) -> dict[str, int]:
         """SIGTERM every process; their exit codes (-9: killed after 30 s)."""
@@ -794,6 +804,7 @@ def _pipeline_side(stack: Stack, database_url: str, unique: str, workdir: Path) 
                 with CommitTracker(engine, erp_orders, sandbox.pushed, POLL_INTERVAL) as tracker:
                     window = _drive(sandbox, tracker, processes.pids())
                 processes.check()
+                seen = _as_the_processes_saw_it(processes)
             finally:
                 codes = processes.stop()
         if any(codes.values()):
@@ -803,7 +814,45 @@ def _pipeline_side(stack: Stack, database_url: str, unique: str, workdir: Path) 
         emitted = _event_times(settings)
     finally:
         engine.dispose()
-    return _side(tracker, received, emitted, window)
+    return replace(_side(tracker, received, emitted, window), seen_by_processes=seen)
+
+
+def histogram_mean(exposition: str, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """The mean of histogram ``name`` (``_sum / _count`` over the series matching
+    ``labels``) in a Prometheus exposition; ValueError when it has no observations (an
+    empty answer is not a zero)."""
+    total = count = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if labels and any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            if sample.name == f"{name}_sum":
+                total += sample.value
+            elif sample.name == f"{name}_count":
+                count += sample.value
+    if not count:
+        raise ValueError(f"{name} {dict(labels or {})} has no observations")
+    return total / count
+
+
+def _as_the_processes_saw_it(processes: _Processes) -> str:
+    """Means over the run (probe and warm-up included) from the processes' own metrics."""
+    webhook = processes.metrics("webhook")
+    enricher = processes.metrics("enricher")
+    erp_sync = processes.metrics("erp-sync")
+    answered = histogram_mean(webhook, "orderflow_webhook_ack_seconds")
+    detail = histogram_mean(
+        enricher, "orderflow_shopee_request_seconds", {"api": "order.get_order_detail"}
+    )
+    batch = histogram_mean(enricher, "orderflow_enricher_detail_batch_orders")
+    applied = histogram_mean(
+        erp_sync, "orderflow_consumer_processing_seconds", {"consumer": "erp-sync"}
+    )
+    return (
+        f"as the processes saw it, means over the run: webhook received -> answered "
+        f"{answered * 1000:,.0f} ms; enricher get_order_detail {detail * 1000:,.0f} ms for "
+        f"{batch:.0f} orders a batch; erp-sync batch {applied * 1000:,.0f} ms"
+    )
 
 
 # -- the database --------------------------------------------------------------------------------
@@ -879,6 +928,7 @@ def run(stack: Stack | None = None) -> list[Figure]:
         "baseline: bare endpoint -> Kafka -> relay -> Kafka -> sink upsert, 3 processes "
         "(benchmarks/e2e_baseline.py); ratio = value / baseline",
         pipeline.hops_note("pipeline", "OrderEvent on the orders topic"),
+        pipeline.seen_by_processes,
         bare.hops_note("baseline", "record on the relayed topic"),
         _cpu_note("pipeline", pipeline.window),
         _cpu_note("baseline", bare.window),

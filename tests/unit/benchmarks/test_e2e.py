@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 from benchmarks.e2e import (
     CommitTracker,
     Pushed,
+    histogram_mean,
     hop_latencies,
     measure,
     percentile,
@@ -24,6 +26,7 @@ from benchmarks.e2e import (
 )
 from benchmarks.e2e_baseline import bare_orders, metadata, receipts, sink_rows, upsert
 from orderflow.db import create_engine
+from orderflow.metrics import Metrics
 from shopee.sandbox.pushes import (
     PushMessage,
     encode_push,
@@ -229,3 +232,16 @@ def test_run_queue_time_is_read_for_a_live_process_and_absent_for_a_gone_one() -
     waited = run_queue_seconds(os.getpid())
     assert waited is not None and waited >= 0
     assert run_queue_seconds(2**22 + 1) is None  # above Linux's pid limit: never a process
+
+
+def test_a_histograms_mean_is_read_from_a_processs_exposition(metrics: Metrics) -> None:
+    for seconds in (0.1, 0.3):
+        metrics.shopee_request_seconds.labels(api="order.get_order_detail").observe(seconds)
+    metrics.shopee_request_seconds.labels(api="order.get_order_list").observe(5.0)
+    exposition = generate_latest(metrics.registry).decode()
+    detail = {"api": "order.get_order_detail"}
+    name = "orderflow_shopee_request_seconds"
+    assert histogram_mean(exposition, name, detail) == pytest.approx(0.2)
+    assert histogram_mean(exposition, name) == pytest.approx(5.4 / 3)
+    with pytest.raises(ValueError, match="no observations"):
+        histogram_mean(exposition, "orderflow_webhook_ack_seconds")
