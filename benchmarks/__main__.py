@@ -93,6 +93,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--output",
         type=Path,
         default=RESULTS,
+        metavar="PATH",
         help="where the results go (default: bench/results.json)",
     )
     parser.add_argument(
