@@ -209,6 +209,17 @@ class Pipeline:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
+    def stop(self, name: str, timeout: float = 30.0) -> int:
+        """SIGTERM one process and wait for it to drain; its exit code (0 = clean)."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+            return -9
+
     def restart(self, name: str, sandbox: SandboxServer) -> None:
         """Start ``name`` again with the command it was last started with."""
         self.start(name, sandbox, self.commands[name])
