@@ -100,17 +100,20 @@ def mean(cpus: list[tuple[Cpu, float]]) -> Cpu | None:
 
 class AssignmentClock:
     """Times a consumer from when its group assigned the partitions (joining is not
-    measured) to ``stop``; pass ``assigned`` as the consumer's on-assigned callback."""
+    measured) to ``stop``; pass ``assigned`` as the consumer's on-assigned callback. Set
+    ``watch`` to a process id before the assignment to count that process's CPU too (a
+    consumer's helper process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: int | None = None) -> None:
         self.started: CpuSample | None = None
+        self.watch = watch
 
     def assigned(self, partitions: list[tuple[str, int]]) -> None:
         if self.started is None:
-            self.started = CpuSample.take()
+            self.started = CpuSample.take(self.watch)
 
     def stop(self) -> tuple[float, Cpu]:
         """Seconds since the assignment, and the CPU used meanwhile."""
         assert self.started is not None
-        now = CpuSample.take()
+        now = CpuSample.take(self.watch)
         return now.at - self.started.at, self.started.until(now)

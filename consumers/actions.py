@@ -16,7 +16,9 @@ way, and the row reads back as the same ``OrderAction`` that ``make_action`` bui
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import threading
 import time
 import uuid
 from collections import Counter
@@ -25,15 +27,20 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal, TypedDict
 
+import fastavro
+
 from consumers.erp.ledger import LineState
 from consumers.erp.outbox import ActionRecord, ActionRow
 from consumers.erp.store import LedgerResult
-from orderflow.kafka import Producer, wait_all
-from schemas.codec import AvroCodec
+from orderflow.kafka import Headers, KafkaUnavailable, Outcome, Producer
+from schemas.codec import AvroCodec, frame
 from schemas.models import OrderAction, OrderEvent, order_key
+from schemas.wire import millis, strip_logical_types
 
 ActionOutcome = Literal["applied", "skipped", "dry_run", "rejected", "failed"]
 
+# Values built here hold no cycles: the check for them is work for nothing, once per action.
+_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"))
 # Fixed forever: changing it would change every action id.
 _ACTION_NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-616374696f6e").bytes
 
@@ -147,7 +154,7 @@ def action_row(values: ActionJson) -> ActionRow:
         values["consumer"],
         values["kind"],
         values["outcome"],
-        json.dumps(values),
+        _JSON.encode(values),
         int(datetime.fromisoformat(values["occurred_at"]).timestamp()),
     )
 
@@ -160,6 +167,63 @@ def _timestamp(now: float) -> str:
     return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000).isoformat()
 
 
+class ActionEncoder:
+    """An action's stored JSON (``detail``) straight to its Kafka record for one topic: the
+    bytes ``codec.encode`` writes for the same ``OrderAction``, without building the model.
+    The rows are this package's own, written from validated values."""
+
+    def __init__(self, codec: AvroCodec[OrderAction]) -> None:
+        self._codec = codec
+        # The codec's schema with its logical types taken out, parsed once: the values carry
+        # occurred_at as epoch milliseconds, as the wire does.
+        self._plain = fastavro.parse_schema(strip_logical_types(codec.schema), named_schemas={})
+
+    @property
+    def topic(self) -> str:
+        return self._codec.topic
+
+    def record(self, detail: str) -> tuple[bytes, bytes, Headers]:
+        """Key, framed Avro value and headers (``action_id``, ``event_id``) of an action."""
+        values = json.loads(detail)
+        values["occurred_at"] = millis(datetime.fromisoformat(values["occurred_at"]))
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, self._plain, values)
+        headers = [("action_id", values["action_id"].encode())]
+        if values["event_id"]:
+            headers.append(("event_id", values["event_id"].encode()))
+        key = order_key(values["shop_id"], values["order_sn"])
+        return key, frame(self._codec.schema_id, body.getvalue()), headers
+
+
+class _Acknowledgements:
+    """Counts one batch's acknowledgements as the producer's I/O thread reports them."""
+
+    def __init__(self, expected: int) -> None:
+        self._left = expected
+        self._failure: KafkaUnavailable | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if expected == 0:
+            self._done.set()
+
+    def settle(self, outcome: Outcome) -> None:
+        with self._lock:
+            if isinstance(outcome, KafkaUnavailable) and self._failure is None:
+                self._failure = outcome
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self, timeout: float) -> None:
+        """Return once every record is acknowledged; ``KafkaUnavailable`` if one was not."""
+        if not self._done.wait(timeout):
+            raise KafkaUnavailable(
+                f"{self._left} order actions not acknowledged within {timeout:.0f}s"
+            )
+        if self._failure is not None:
+            raise self._failure
+
+
 class ActionPublisher:
     """Publishes one consumer's recorded actions."""
 
@@ -167,7 +231,7 @@ class ActionPublisher:
         self,
         record: ActionRecord,
         producer: Producer,
-        codec: AvroCodec[OrderAction],
+        encoder: ActionEncoder,
         *,
         consumer: str,
         batch: int = 500,
@@ -175,7 +239,7 @@ class ActionPublisher:
     ) -> None:
         self._record = record
         self._producer = producer
-        self._codec = codec
+        self._encoder = encoder
         self._consumer = consumer
         self._batch = batch
         self._clock = clock
@@ -185,24 +249,21 @@ class ActionPublisher:
         kind and outcome. Raises ``KafkaUnavailable`` (transient) and leaves the rest for
         the next call."""
         published: Counter[tuple[str, str]] = Counter()
+        topic = self._encoder.topic
         while True:
             with self._record.publishing(
                 self._consumer, int(self._clock()), limit=self._batch
             ) as pending:
                 if not pending:
                     return published
-                futures = [
-                    self._producer.submit(
-                        self._codec.topic,
-                        key=order_key(action.shop_id, action.order_sn),
-                        value=self._codec.encode(action),
-                        headers=[("action_id", action.action_id.encode())]
-                        + ([("event_id", action.event_id.encode())] if action.event_id else []),
+                acknowledged = _Acknowledgements(len(pending))
+                for action in pending:
+                    key, value, headers = self._encoder.record(action.detail)
+                    self._producer.enqueue(
+                        topic, key=key, value=value, headers=headers, on_done=acknowledged.settle
                     )
-                    for _, action in pending
-                ]
-                wait_all(futures, time.monotonic() + 30.0, what="order actions")
-            published.update((action.kind, action.outcome) for _, action in pending)
+                acknowledged.wait(30.0)
+            published.update((action.kind, action.outcome) for action in pending)
             if len(pending) < self._batch:
                 return published
 

@@ -226,6 +226,15 @@ def insert_actions(conn: sa.Connection, rows: Sequence[ActionRow]) -> None:
     bulk.insert_rows(conn, order_actions, ActionRow._fields, rows, unless_exists=("action_id",))
 
 
+class Unpublished(NamedTuple):
+    """A recorded action not yet published: its row, what it was, and the action as JSON."""
+
+    row_id: int
+    kind: str
+    outcome: str
+    detail: str
+
+
 class ActionRecord:
     """Actions consumers took, kept (in the effect's own transaction) until published on
     ``shopee.order-actions``: an effect whose process dies before publishing is published
@@ -249,38 +258,38 @@ class ActionRecord:
     def unpublished(self, consumer: str, limit: int = 500) -> list[tuple[int, OrderAction]]:
         """``consumer``'s actions not yet published, oldest first, with their row ids."""
         with self._engine.connect() as conn:
-            return self._oldest_unpublished(conn, consumer, limit, lock=False)
+            pending = self._oldest_unpublished(conn, consumer, limit, lock=False)
+        return [(p.row_id, OrderAction.model_validate_json(p.detail)) for p in pending]
 
     @contextmanager
-    def publishing(
-        self, consumer: str, now: int, limit: int = 500
-    ) -> Iterator[list[tuple[int, OrderAction]]]:
+    def publishing(self, consumer: str, now: int, limit: int = 500) -> Iterator[list[Unpublished]]:
         """``consumer``'s oldest unpublished actions, marked published when the block ends
         without an error. On PostgreSQL the rows stay locked meanwhile and replicas skip
         them, so two replicas never publish the same action; SQLite serves one replica."""
         if self._engine.dialect.name != "postgresql":
-            pending = self.unpublished(consumer, limit)
+            with self._engine.connect() as conn:
+                pending = self._oldest_unpublished(conn, consumer, limit, lock=False)
             yield pending
-            self.mark_published([row_id for row_id, _ in pending], now)
+            self.mark_published([p.row_id for p in pending], now)
             return
         with self._engine.begin() as conn:
             pending = self._oldest_unpublished(conn, consumer, limit, lock=True)
             yield pending
-            _mark_published(conn, [row_id for row_id, _ in pending], now)
+            _mark_published(conn, [p.row_id for p in pending], now)
 
     def _oldest_unpublished(
         self, conn: sa.Connection, consumer: str, limit: int, *, lock: bool
-    ) -> list[tuple[int, OrderAction]]:
+    ) -> list[Unpublished]:
         c = order_actions.c
         query = (
-            sa.select(c.id, c.detail)
+            sa.select(c.id, c.kind, c.outcome, c.detail)
             .where(c.published_at.is_(None), c.consumer == consumer)
             .order_by(c.id)
             .limit(limit)
         )
         if lock:
             query = query.with_for_update(skip_locked=True)
-        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in conn.execute(query)]
+        return [Unpublished(int(r.id), r.kind, r.outcome, r.detail) for r in conn.execute(query)]
 
     def mark_published(self, ids: Sequence[int], now: int) -> None:
         if ids:

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.actions import action_id, action_row, action_values, make_action
+from consumers.actions import ActionEncoder, action_id, action_row, action_values, make_action
 from consumers.erp.outbox import ActionRow
-from schemas.models import OrderAction, OrderEvent
-from tests.unit.consumers.twins import order_event
+from schemas.codec import AvroCodec
+from schemas.models import OrderAction, OrderEvent, order_key
+from schemas.registry import InMemorySchemaRegistry
+from tests.unit.consumers.twins import ACTIONS_TOPIC, order_event
 from tests.unit.schemas.strategies import actions, events, ids, text
 
 NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-616374696f6e")
@@ -59,6 +61,8 @@ def test_a_row_of_json_values_reads_back_as_the_action_the_model_path_builds(
 
     assert OrderAction.model_validate_json(row.detail) == model
     assert row == ActionRow.of(model)._replace(detail=row.detail)
+    codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
+    assert ActionEncoder(codec).record(row.detail)[1] == codec.encode(model)
     assert model.occurred_at == datetime.fromtimestamp(now, UTC).replace(
         microsecond=datetime.fromtimestamp(now, UTC).microsecond // 1000 * 1000
     )
@@ -79,6 +83,17 @@ def test_an_action_names_each_line_by_the_event_s_sku() -> None:
         {"item_id": 9, "model_id": 9, "sku": None, "quantity": 9},
     ]
     assert values["occurred_at"] == "2023-11-14T22:13:20.123000+00:00"
+
+
+@given(action=actions)
+def test_a_stored_action_is_published_as_the_codec_encodes_its_model(action: OrderAction) -> None:
+    codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
+    key, value, headers = ActionEncoder(codec).record(ActionRow.of(action).detail)
+    assert key == order_key(action.shop_id, action.order_sn)
+    assert value == codec.encode(action)
+    assert headers == [("action_id", action.action_id.encode())] + (
+        [("event_id", action.event_id.encode())] if action.event_id else []
+    )
 
 
 @given(action=actions)

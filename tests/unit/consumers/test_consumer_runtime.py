@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from consumers.actions import ActionPublisher
+from consumers.actions import ActionEncoder, ActionPublisher
 from consumers.breaker import CircuitBreaker
 from consumers.erp.outbox import ActionRecord
 from consumers.parking import ParkedRecords
@@ -116,7 +116,7 @@ def make_rig(engine: Engine, metrics: Metrics) -> MakeRig:
                 ActionPublisher(
                     actions,
                     producer.as_producer(),
-                    AvroCodec(OrderAction, ACTIONS_TOPIC, registry),
+                    ActionEncoder(AvroCodec(OrderAction, ACTIONS_TOPIC, registry)),
                     consumer=handler.name,
                     clock=clock,
                 ),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.actions import ActionPublisher, make_action
+from consumers.actions import ActionEncoder, ActionPublisher, make_action
 from consumers.erp.outbox import ActionRecord
 from consumers.publishing import ActionRelay, InlineOutlet
 from orderflow.kafka import KafkaUnavailable
@@ -70,7 +70,9 @@ def rig(tmp_path: Path) -> Rig:
     record = ActionRecord(migrated_engine(tmp_path))
     producer = FakeProducer()
     codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
-    publisher = ActionPublisher(record, producer.as_producer(), codec, consumer=NAME, batch=2)
+    publisher = ActionPublisher(
+        record, producer.as_producer(), ActionEncoder(codec), consumer=NAME, batch=2
+    )
     return Rig(record, producer, publisher, codec, Metrics())
 
 

@@ -18,7 +18,14 @@ from consumers.deadletter import DeadLetters
 from consumers.erp.outbox import ActionRecord
 from consumers.runtime import Delivery, Handler, PartialFailure, handle_each
 from orderflow.db import create_engine, migrate
-from orderflow.kafka import ConsumedRecord, Headers, KafkaUnavailable, Placed, Producer
+from orderflow.kafka import (
+    ConsumedRecord,
+    Headers,
+    KafkaUnavailable,
+    Outcome,
+    Placed,
+    Producer,
+)
 from orderflow.metrics import Metrics
 from orderflow.process import StopFlag
 from schemas.codec import AvroCodec
@@ -229,8 +236,9 @@ class Sent:
 
 @dataclass
 class FakeProducer:
-    """``orderflow.kafka.Producer.submit`` that the broker acknowledges at once, except the
-    next ``refuse`` records, which it never acknowledges (``KafkaUnavailable``)."""
+    """``orderflow.kafka.Producer``'s ``submit`` and ``enqueue``, whose records the broker
+    acknowledges at once, except the next ``refuse`` records, which it never acknowledges
+    (``KafkaUnavailable``)."""
 
     sent: list[Sent] = field(default_factory=list)
     refuse: int = 0
@@ -248,6 +256,19 @@ class FakeProducer:
         placed.set_result((0, len(self.on(topic))))
         self.sent.append(Sent(topic, key, value, list(headers or [])))
         return placed
+
+    def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        on_done: Callable[[Outcome], None],
+    ) -> None:
+        placed = self.submit(topic, key=key, value=value, headers=headers)
+        exc = placed.exception()
+        on_done(exc if isinstance(exc, KafkaUnavailable) else placed.result())
 
     def on(self, topic: str) -> list[Sent]:
         return [record for record in self.sent if record.topic == topic]
