@@ -8,6 +8,7 @@ admin client that creates topics idempotently.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -139,6 +140,7 @@ class Producer:
         config.update(overrides)
         try:
             self._producer = kafka.KafkaProducer(**config)
+            _WakeupGate.install(self._producer._sender, linger_seconds=config["linger_ms"] / 1000)
             if transactional_id is not None:
                 # Aborts whatever a previous incarnation with this id left open.
                 self._producer.init_transactions()
@@ -301,6 +303,49 @@ class Producer:
         except kafka.errors.KafkaError as exc:
             log.warning("records still unacknowledged at close: %s", exc)
         self._producer.close(timeout=timeout)
+
+
+class _WakeupGate:
+    """Spares kafka-python's I/O thread the wake-ups it does not need (kafka-python internals,
+    kept to this class).
+
+    ``send`` wakes the I/O thread whenever a record opens a new batch, i.e. for nearly every
+    record when records spread over several partitions. A wake-up is a socket write on the
+    caller's thread, a GIL hand-over and a whole I/O-thread iteration; on the webhook's path
+    that cost more than the rest of the push. The gate lets a wake-up through unless the
+    I/O thread is asleep in ``poll`` with a deadline at most one linger away: it then looks
+    at the accumulator again by that deadline anyway, and sees every batch added meanwhile
+    (a batch opened now is not due before ``now + linger``). While the thread is awake it
+    may already have chosen a long sleep, so every wake-up passes.
+    """
+
+    def __init__(self, wakeup: Callable[[], None], poll: Callable[..., Any], linger: float):
+        self._wakeup = wakeup
+        self._poll = poll
+        self._linger = linger
+        self._asleep_until = 0.0  # time.monotonic() deadline of the current poll; 0: awake
+
+    @classmethod
+    def install(cls, sender: Any, *, linger_seconds: float) -> _WakeupGate:
+        gate = cls(sender.wakeup, sender._client.poll, linger_seconds)
+        sender._client.poll = gate.poll
+        sender.wakeup = gate.wakeup
+        return gate
+
+    def poll(self, timeout_ms: float | None = None, future: Any = None) -> Any:
+        """The I/O thread's poll, noting until when it may sleep."""
+        self._asleep_until = (
+            math.inf if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        )
+        try:
+            return self._poll(timeout_ms=timeout_ms, future=future)
+        finally:
+            self._asleep_until = 0.0
+
+    def wakeup(self) -> None:
+        if 0.0 < self._asleep_until <= time.monotonic() + self._linger:
+            return
+        self._wakeup()
 
 
 def wait_all(futures: Sequence[Future[Placed]], deadline: float, *, what: str) -> list[Placed]:
@@ -606,6 +651,19 @@ class Admin:
 
     def list_topics(self) -> set[str]:
         return set(self._admin.list_topics())
+
+    def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete these topics and every record in them (benchmarks and tests clean up after
+        themselves this way: each partition costs the broker memory for as long as it exists).
+        ``KafkaUnavailable`` unless every one of them is gone or never existed."""
+        try:
+            answer = self._admin.delete_topics(list(names), timeout_ms=30000, raise_errors=False)
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"could not delete topics {list(names)}: {exc}") from exc
+        for topic in answer["topics"]:
+            error = kafka.errors.for_code(topic["error_code"])
+            if error not in (kafka.errors.NoError, kafka.errors.UnknownTopicOrPartitionError):
+                raise KafkaUnavailable(f"could not delete topic {topic['name']}: {error.__name__}")
 
     def partitions(self, topic: str) -> int:
         (description,) = self._admin.describe_topics([topic])

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +31,7 @@ from functools import partial
 
 import click
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -176,6 +178,7 @@ class Webhook:
     ready: Callable[[], bool] = lambda: True
     clock: Callable[[], float] = time.time
     _acknowledgements: Acknowledgements = field(default_factory=Acknowledgements, init=False)
+    _pushes: dict[tuple[str, str], Counter] = field(default_factory=dict, init=False)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -188,7 +191,11 @@ class Webhook:
         )
 
     def _answer(self, code: str, outcome: str, status: int = 200) -> Response:
-        self.metrics.pushes.labels(code=code, outcome=outcome).inc()
+        series = self._pushes.get((code, outcome))
+        if series is None:
+            # Looked up once per code and outcome: labels() costs more than the increment.
+            series = self._pushes[code, outcome] = self.metrics.pushes.labels(code, outcome)
+        series.inc()
         # Shopee counts a push as delivered only on 2xx with an empty body.
         return Response(status_code=status)
 
@@ -269,6 +276,18 @@ class Webhook:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+_SWITCH_INTERVAL_SECONDS = 0.001
+
+
+def _settle_the_heap() -> None:
+    """Move everything built at start-up (modules, schemas, clients) out of the collector's
+    way: a full collection over those ~130k objects stalled every request in flight for
+    70-230 ms once every few thousand pushes. Later collections only walk what requests
+    allocate."""
+    gc.collect()
+    gc.freeze()
+
+
 @click.command("webhook")
 @click.option("--port", type=int, default=None, help="Listen here (ORDERFLOW_WEBHOOK_PORT).")
 def webhook_command(port: int | None) -> None:
@@ -305,6 +324,11 @@ def webhook_command(port: int | None) -> None:
             # Shopee retries a push it got no answer for; a long drain helps nobody.
             timeout_graceful_shutdown=5,
         )
+        _settle_the_heap()
+        # The producer's I/O thread needs the GIL for every batch it sends and every answer
+        # it reads; with the default 5 ms switch interval it waits that long whenever the
+        # event loop is busy, which is when acknowledgements matter most.
+        sys.setswitchinterval(_SWITCH_INTERVAL_SECONDS)
         # uvicorn handles SIGTERM itself: it stops accepting, answers what is in flight.
         uvicorn.Server(config).run()
     finally:
