@@ -17,8 +17,10 @@ from pathlib import Path
 from benchmarks.stack import running_stack
 from chaos.results import RESULTS, ScenarioResult, line, table, write
 from chaos.scenarios import SCENARIOS, Scenario
-from chaos.world import FULL, TRIMMED, Scale
+from chaos.world import FULL, TRIMMED, Scale, SetupFailed
 from tests.integration.stack import Stack
+
+SETUP_RETRY_SECONDS = 30.0
 
 
 def say(text: str) -> None:
@@ -27,10 +29,16 @@ def say(text: str) -> None:
 
 def run_one(scenario: Scenario, stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult:
     """Run ``scenario``; a scenario that cannot run to its end is a failed result, with the
-    reason, and the remaining scenarios still run."""
+    reason, and the remaining scenarios still run. One whose world could not even be built
+    (the shared stack busy or away for a moment) is tried once more, in a new directory."""
     started = time.monotonic()
     try:
-        return scenario.run(stack, workdir, scale)
+        try:
+            return scenario.run(stack, workdir, scale)
+        except SetupFailed as exc:
+            say(f"  could not set up ({exc}); trying once more in {SETUP_RETRY_SECONDS:.0f}s")
+            time.sleep(SETUP_RETRY_SECONDS)
+            return scenario.run(stack, workdir.with_name(workdir.name + "-again"), scale)
     except Exception as exc:  # noqa: BLE001 - reported as the scenario's failure, not lost
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "error.txt").write_text(traceback.format_exc())

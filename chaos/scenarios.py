@@ -10,7 +10,8 @@ compared between runs by name.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,19 @@ AUTO_CANCEL_BEHIND_SECONDS = 10.0
 Run = Callable[[Stack, Path, Scale], ScenarioResult]
 
 
+@contextmanager
+def own_kafka(stack: Stack, workdir: Path, nodes: int = 1) -> Iterator[tuple[KafkaCluster, Stack]]:
+    """A Kafka of the scenario's own, and the stack with it in place of the shared broker
+    (the registry and PostgreSQL stay shared). Every scenario runs on one: the shared broker
+    is never killed, and does not gather a run's topics (a 512 MB broker holding thousands
+    of partitions from many runs ran out of heap)."""
+    with KafkaCluster.start(nodes, workdir / "kafka") as cluster:
+        yield (
+            cluster,
+            Stack(cluster.bootstrap_servers, stack.registry_url, stack.postgres_url, None),
+        )
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -53,8 +67,7 @@ def _broker_down(
     touched), SIGKILLed once per entry of ``down_seconds`` while orders flow, and started
     again that long after (plus the time it takes to start). Between two outages the broker
     serves at least ``BROKER_UP_SECONDS``: separate restarts, not one long outage."""
-    with KafkaCluster.start(1, workdir / "kafka") as cluster:
-        kafka = Stack(cluster.bootstrap_servers, stack.registry_url, stack.postgres_url, None)
+    with own_kafka(stack, workdir) as (cluster, kafka):
         (node,) = cluster.node_ids
         outages: list[float] = []
         with ChaosWorld(kafka, workdir / "pipeline", scale) as world:
@@ -89,7 +102,7 @@ def broker_outage(stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult:
 
 def process_kills(stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult:
     """Every orderflow process SIGKILLed five times mid-run, each restarted at once."""
-    with ChaosWorld(stack, workdir, scale) as world:
+    with own_kafka(stack, workdir) as (_, kafka), ChaosWorld(kafka, workdir, scale) as world:
         world.start_traffic()
         kills: list[str] = []
         for at, name in kill_plan(PROCESSES, KILLS_PER_PROCESS, scale.traffic_seconds):
@@ -108,7 +121,10 @@ def database_outage(stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult
     postgres = PostgresInstance.create()
     try:
         postgres.start()
-        with ChaosWorld(stack, workdir, scale, database_url=postgres.url) as world:
+        with (
+            own_kafka(stack, workdir) as (_, kafka),
+            ChaosWorld(kafka, workdir, scale, database_url=postgres.url) as world,
+        ):
             world.start_traffic()
             world.wait(scale.traffic_seconds / 3)
             postgres.stop()
@@ -140,7 +156,10 @@ def sandbox_faults(stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult:
     """Shopee misbehaving: 20% of API calls fail (rate limit, server busy, timeouts, failures
     after the effect), 30% of pushes dropped, 10% duplicated, deliveries reordered."""
     env = {"ORDERFLOW_SHOPEE_TIMEOUT_SECONDS": str(CLIENT_TIMEOUT_SECONDS)}
-    with ChaosWorld(stack, workdir, scale, faults=SANDBOX_FAULTS, env=env) as world:
+    with (
+        own_kafka(stack, workdir) as (_, kafka),
+        ChaosWorld(kafka, workdir, scale, faults=SANDBOX_FAULTS, env=env) as world,
+    ):
         world.start_traffic()
         world.wait(scale.traffic_seconds / 2)
         world.sandbox.state.set_faults(
@@ -177,7 +196,7 @@ def shop_revoked(stack: Stack, workdir: Path, scale: Scale) -> ScenarioResult:
     Auto-cancel is stopped (SIGTERM) for a while before the revocation, so it meets the shop's
     orders from before it as a backlog: their cancels are parked too, not only the
     enricher's notices."""
-    with ChaosWorld(stack, workdir, scale) as world:
+    with own_kafka(stack, workdir) as (_, kafka), ChaosWorld(kafka, workdir, scale) as world:
         shop = world.shops[0]
         world.start_traffic()
         world.wait(max(0.0, scale.traffic_seconds / 3 - AUTO_CANCEL_BEHIND_SECONDS))
@@ -211,29 +230,30 @@ def cluster_leader_killed(stack: Stack, workdir: Path, scale: Scale) -> Scenario
     """Three KRaft brokers, every topic replicated three times with min.insync.replicas=2;
     the leader of the orders topic's partition 0 SIGKILLed a third into the traffic, then
     the leader of the notices topic's partition 0 at two thirds, each restarted 15 s later."""
-    with KafkaCluster.start(3, workdir / "kafka") as cluster:
-        kafka = Stack(cluster.bootstrap_servers, stack.registry_url, stack.postgres_url, None)
-        with ChaosWorld(kafka, workdir / "pipeline", scale, replication_factor=3) as world:
-            settings = world.pipeline.settings
-            killed: list[dict[str, object]] = []
-            world.start_traffic()
-            for at, topic in zip(
-                spread(2, 0, scale.traffic_seconds),
-                (settings.topic_orders, settings.topic_notices),
-                strict=True,
-            ):
-                world.wait(max(0.0, at - world.traffic_elapsed()))
-                leader = cluster.leader(topic, 0)
-                cluster.kill(leader)
-                world.wait(CLUSTER_DOWN_SECONDS)
-                new_leader = cluster.leader(topic, 0)
-                cluster.restart(leader)
-                killed.append({"topic": topic, "killed": leader, "new_leader": new_leader})
-            world.wait(max(0.0, scale.traffic_seconds - world.traffic_elapsed()))
-            world.stop_traffic()
-            return world.finish(
-                "cluster-leader-killed", faults=len(killed), details={"leaders_killed": killed}
-            )
+    with (
+        own_kafka(stack, workdir, nodes=3) as (cluster, kafka),
+        ChaosWorld(kafka, workdir / "pipeline", scale, replication_factor=3) as world,
+    ):
+        settings = world.pipeline.settings
+        killed: list[dict[str, object]] = []
+        world.start_traffic()
+        for at, topic in zip(
+            spread(2, 0, scale.traffic_seconds),
+            (settings.topic_orders, settings.topic_notices),
+            strict=True,
+        ):
+            world.wait(max(0.0, at - world.traffic_elapsed()))
+            leader = cluster.leader(topic, 0)
+            cluster.kill(leader)
+            world.wait(CLUSTER_DOWN_SECONDS)
+            new_leader = cluster.leader(topic, 0)
+            cluster.restart(leader)
+            killed.append({"topic": topic, "killed": leader, "new_leader": new_leader})
+        world.wait(max(0.0, scale.traffic_seconds - world.traffic_elapsed()))
+        world.stop_traffic()
+        return world.finish(
+            "cluster-leader-killed", faults=len(killed), details={"leaders_killed": killed}
+        )
 
 
 SCENARIOS: dict[str, Scenario] = {

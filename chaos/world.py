@@ -24,7 +24,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chaos.checks import AckedPush, CancelCall, Observation, OrderKey, OrderState, judge
+from chaos.checks import (
+    AckedPush,
+    CancelCall,
+    Observation,
+    OrderKey,
+    OrderState,
+    erp_differences,
+    judge,
+)
 from chaos.results import ScenarioResult
 from consumers.erp.store import StockCount
 from shopee.sandbox import FaultConfig, SandboxConfig, SandboxServer
@@ -60,6 +68,11 @@ ENV = {
 }
 
 
+# Longer than anything the pipeline legitimately waits out without visible progress: a
+# consumer group's 30 s session, the consumers' 30 s backoff, a cancel's 30 s in-flight time.
+STALL_SECONDS = 75.0
+
+
 @dataclass(frozen=True)
 class Scale:
     """How much traffic a scenario runs, and how long it may take to settle afterwards."""
@@ -69,9 +82,14 @@ class Scale:
     converge_seconds: float
 
 
-FULL = Scale(rate=8.0, traffic_seconds=100.0, converge_seconds=240.0)
+FULL = Scale(rate=8.0, traffic_seconds=90.0, converge_seconds=150.0)
 # For `make test`: the same scenario, a fraction of the traffic.
 TRIMMED = Scale(rate=5.0, traffic_seconds=20.0, converge_seconds=120.0)
+
+
+class SetupFailed(Exception):
+    """The world could not be built (Kafka, the registry or the database did not answer, a
+    process did not start): nothing was judged yet, so the scenario may be tried again."""
 
 
 @dataclass(frozen=True)
@@ -106,13 +124,16 @@ class ChaosWorld:
         workdir.mkdir(parents=True, exist_ok=True)
         # A stable transactional id, as a StatefulSet would give: a restarted enricher fences
         # its killed predecessor's open transaction at once instead of after its timeout.
-        self.pipeline = Pipeline(
-            stack,
-            workdir,
-            extra_env={**ENV, **(env or {})},
-            database_url=database_url,
-            replication_factor=replication_factor,
-        )
+        try:
+            self.pipeline = Pipeline(
+                stack,
+                workdir,
+                extra_env={**ENV, **(env or {})},
+                database_url=database_url,
+                replication_factor=replication_factor,
+            )
+        except Exception as exc:
+            raise SetupFailed(f"topics, schemas or database: {exc}") from exc
         self.pipeline.extra_env["ORDERFLOW_ENRICHER_TRANSACTIONAL_ID"] = (
             f"{self.pipeline.settings.enricher_group_id}-0"
         )
@@ -140,6 +161,9 @@ class ChaosWorld:
             for name in CONSUMERS:
                 # Every group from the start of the run's topics: nothing may be missed.
                 self.pipeline.start_consumer(name, self.sandbox, "earliest")
+        except Exception as exc:
+            self.close()
+            raise SetupFailed(f"starting the pipeline: {exc}") from exc
         except BaseException:
             self.close()
             raise
@@ -239,14 +263,34 @@ class ChaosWorld:
             return False
         return not any(pipeline.unread(name) for name in CONSUMERS) and self.truth() == truth
 
+    def progress(self) -> tuple[int, ...]:
+        """What is still to do, in numbers: it changes while the pipeline makes progress."""
+        pipeline, pushes = self.pipeline, self.sandbox.pushes
+        return (
+            pushes.unfinished_count(),
+            pushes.summary()["lost_unconfirmed"],
+            pipeline.enricher_unread(limit=100_000),
+            *(pipeline.unread(name, limit=100_000) for name in CONSUMERS),
+            self._open_outbox_calls(),
+            sum(pipeline.parked().values()),
+            len(erp_differences(self.truth(), self.erp_orders())),
+        )
+
     def converge(self) -> bool:
-        """Wait until :meth:`settled`, at most ``scale.converge_seconds``."""
+        """Wait until :meth:`settled`, at most ``scale.converge_seconds``, and no longer than
+        ``STALL_SECONDS`` while nothing moves (a wedged process does not get better)."""
         deadline = time.monotonic() + self.scale.converge_seconds
+        last, moved = self.progress(), time.monotonic()
         while time.monotonic() < deadline:
             self.supervise()
             if self.settled():
                 return True
             time.sleep(2)
+            now = self.progress()
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > STALL_SECONDS:
+                return False
         return False
 
     def truth(self) -> dict[OrderKey, OrderState]:
@@ -364,6 +408,7 @@ class ChaosWorld:
         pushes = len(self.sandbox.pushes.messages())
         calls = Counter(call.api for call in self.sandbox.calls)
         cancels = self.cancel_calls()
+        events = len(self.pipeline.events())
         self.close()
         unclean = {n: code for n, code in self.exit_codes.items() if code != 0}
         return ScenarioResult(
@@ -382,7 +427,7 @@ class ChaosWorld:
                 "push_deliveries": self.sandbox.pushes.summary(),
                 "api_calls": dict(sorted(calls.items())),
                 "cancels_applied": sum(1 for call in cancels if call.applied),
-                "events": len(self.pipeline.events()),
+                "events": events,
                 "workdir": str(self.pipeline.workdir),
             },
         )
