@@ -252,6 +252,41 @@ def racing_reservations_never_oversell(engine: Engine) -> None:
     assert_ledger_adds_up(store)
 
 
+def racing_writers_of_new_orders_keep_the_newest_snapshot(engine: Engine) -> None:
+    """Replicas writing batches of the same new orders at once (no stored row to lock yet):
+    whichever inserts first, every order ends with the newest snapshot and its lines, and
+    a writer reports a snapshot stored only when it was newer than what it found."""
+    keys = [f"N{i:03d}" for i in range(150)]
+    batches = {
+        100: [order(sn, "UNPAID", 100, (1, 1, 1)) for sn in keys],
+        200: [order(sn, "READY_TO_SHIP", 200, (2, 2, 2), (3, 3, 3)) for sn in reversed(keys)],
+        150: [order(sn, "UNPAID", 150, (4, 4, 4)) for sn in keys[::2]],
+    }
+    written: dict[int, list[bool]] = {}
+    errors: list[BaseException] = []
+    gate = threading.Barrier(len(batches))
+
+    def write(update_time: int) -> None:
+        try:
+            replica = create_engine(engine.url.render_as_string(hide_password=False))
+            try:
+                gate.wait()
+                written[update_time] = ErpStore(replica).apply_orders(batches[update_time], now=1)
+            finally:
+                replica.dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert written[200] == [True] * len(keys)  # the newest always wins
+    assert ErpStore(engine).orders() == sorted(batches[200], key=lambda o: o.order_sn)
+
+
 def an_outbox_call_is_claimed_once_and_only_moves_forward(engine: Engine) -> None:
     outbox = Outbox(engine)
     assert outbox.claim(1, "A", "cancel_order", '{"reason": "OUT_OF_STOCK"}', now=1)
@@ -312,6 +347,7 @@ CHECKS: list[Callable[[Engine], None]] = [
     a_short_order_reserves_nothing_and_names_the_short_lines,
     stock_counts_are_absolute_and_keep_reservations,
     racing_reservations_never_oversell,
+    racing_writers_of_new_orders_keep_the_newest_snapshot,
     an_outbox_call_is_claimed_once_and_only_moves_forward,
     actions_are_recorded_once_and_published_once,
 ]
