@@ -36,6 +36,7 @@ format: setup ## ruff, rewriting files
 typecheck: setup ## mypy --strict on our packages
 	$(VENV)/bin/mypy $(CODE)
 	$(VENV)/bin/mypy $(SCRIPTS)
+	$(VENV)/bin/mypy benchmarks chaos
 
 test: setup ## every test: unit, then integration and e2e on the real stack
 	$(STACK) fetch
@@ -59,13 +60,13 @@ status: ## which parts of the local stack are running
 run: setup ## start the pipeline on the local stack against the Shopee sandbox
 	@deploy/local/run.sh
 
-bench: setup ## benchmarks, as ratios against a baseline measured in the same run
+bench: setup ## benchmarks against same-run baselines (BENCH="codec e2e" runs a subset)
 	$(STACK) fetch
-	@$(STACK_ENV); $(PY) -m benchmarks
+	@$(STACK_ENV); $(PY) -m benchmarks $(BENCH)
 
-chaos: setup ## fault scenarios against the whole pipeline, each with its numbers and PASS/FAIL
+chaos: setup ## fault scenarios, each with its numbers and PASS/FAIL (SCENARIOS="..." a subset)
 	$(STACK) fetch
-	@$(STACK_ENV); $(PY) -m chaos
+	@$(STACK_ENV); $(PY) -m chaos $(SCENARIOS)
 
 clean: down ## stop the stack and remove its state and downloads
 	rm -rf deploy/local/.stack deploy/local/target
