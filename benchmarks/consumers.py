@@ -52,6 +52,7 @@ from pydantic import SecretStr
 from benchmarks.cpu import AssignmentClock, Cpu
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
+from consumers import collector
 from consumers.cli import (
     HandlerFactory,
     auto_cancel_handler,
@@ -433,16 +434,17 @@ def _consumer_round(world: _World, subject: Subject, events: int) -> _Run:
                 clock.watch = runtime.actions.pid  # its CPU is the consumer's too
             finished = 0
             deadline = time.monotonic() + TIMEOUT
-            while finished < events:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{subject.consumer} on {subject.database} finished {finished} of "
-                        f"{events} records"
-                    )
-                finished += runtime.run_once(parts.stop)
-            # Publishing the actions is part of the work: the clock runs until they are out.
-            runtime.flush_actions(TIMEOUT)
-            seconds, cpu = clock.stop()
+            with collector.tuned():  # as the command runs its loop
+                while finished < events:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"{subject.consumer} on {subject.database} finished {finished} of "
+                            f"{events} records"
+                        )
+                    finished += runtime.run_once(parts.stop)
+                # Publishing the actions is part of the work: the clock runs until they are out.
+                runtime.flush_actions(TIMEOUT)
+                seconds, cpu = clock.stop()
             return _Run(seconds, finished, cpu, _counted(metrics.order_actions))
         finally:
             if consumer is not None:

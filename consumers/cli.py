@@ -15,6 +15,7 @@ from typing import Literal
 import click
 import httpx
 
+from consumers import collector
 from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
@@ -140,7 +141,8 @@ def run_consumer(name: str, factory: HandlerFactory, start: Start) -> None:
         parts.serve_health(
             ready=lambda: runtime.ready() and parts.producer.reachable(), alive=heartbeat.alive
         )
-        runtime.run(parts.stop, heartbeat)
+        with collector.tuned():
+            runtime.run(parts.stop, heartbeat)
     finally:
         if consumer is not None:
             consumer.close()

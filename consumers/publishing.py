@@ -32,6 +32,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from consumers import collector
 from consumers.actions import ActionEncoder, ActionPublisher
 from consumers.erp.outbox import ActionRecord
 from orderflow.db import create_engine
@@ -359,7 +360,8 @@ def run_relay(
             batch=_RELAY_BATCH,
         )
         log.info("%s: action relay started", consumer)
-        ActionRelay(publisher, conn, produced).run()
+        with collector.tuned():
+            ActionRelay(publisher, conn, produced).run()
     except BaseException as exc:
         with contextlib.suppress(OSError):  # the consumer may be gone already
             conn.send(("failed", f"{type(exc).__name__}: {exc}"))
