@@ -49,7 +49,7 @@ from starlette.routing import Route
 from benchmarks.loadgen import Load, Outcome, Target, pooled, run_loads
 from benchmarks.report import Bound, Figure, figure, print_table
 from benchmarks.stack import running_stack
-from orderflow.kafka import Admin
+from orderflow.kafka import Admin, KafkaUnavailable
 from orderflow.settings import Settings
 from orderflow.topics import plan
 from producers.webhook import PUSH_PATH
@@ -222,7 +222,11 @@ def _measure(stack: Stack, tmp: Path) -> _Measured:
         admin.create_topics([notices])
         return _measure_on(settings, unique)
     finally:
-        admin.delete_topics([notices.name])
+        try:
+            admin.delete_topics([notices.name])
+        except KafkaUnavailable as exc:
+            # The figures stand; a busy broker only keeps the topic a while longer.
+            print(f"could not delete {notices.name}, left on the stack: {exc}")
         admin.close()
 
 
