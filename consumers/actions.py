@@ -30,7 +30,7 @@ from typing import Literal, TypedDict
 import fastavro
 
 from consumers.erp.ledger import LineState
-from consumers.erp.outbox import ActionRecord, ActionRow
+from consumers.erp.outbox import ActionRecord, ActionRow, Unpublished
 from consumers.erp.store import LedgerResult
 from orderflow.kafka import Headers, KafkaUnavailable, Outcome, Producer
 from schemas.codec import AvroCodec, frame
@@ -145,8 +145,9 @@ def make_action(
     return OrderAction.model_validate(values)
 
 
-def action_row(values: ActionJson) -> ActionRow:
-    """The ``order_actions`` row of an action given as its JSON values."""
+def action_row(values: ActionJson, encoder: ActionEncoder | None = None) -> ActionRow:
+    """The ``order_actions`` row of an action given as its JSON values; with ``encoder``,
+    carrying its Kafka record too (encoded here, once, instead of by the publisher)."""
     return ActionRow(
         values["action_id"],
         values["shop_id"],
@@ -155,8 +156,16 @@ def action_row(values: ActionJson) -> ActionRow:
         values["kind"],
         values["outcome"],
         _JSON.encode(values),
-        int(datetime.fromisoformat(values["occurred_at"]).timestamp()),
+        _millis(values["occurred_at"]) // 1000,
+        values["event_id"],
+        None if encoder is None else encoder.value(values),
     )
+
+
+@lru_cache(maxsize=4)
+def _millis(timestamp: str) -> int:
+    """An ISO 8601 timestamp of ``_timestamp`` as epoch milliseconds (cached likewise)."""
+    return millis(datetime.fromisoformat(timestamp))
 
 
 @lru_cache(maxsize=4)
@@ -168,9 +177,8 @@ def _timestamp(now: float) -> str:
 
 
 class ActionEncoder:
-    """An action's stored JSON (``detail``) straight to its Kafka record for one topic: the
-    bytes ``codec.encode`` writes for the same ``OrderAction``, without building the model.
-    The rows are this package's own, written from validated values."""
+    """Actions to their Kafka records for one topic: the bytes ``codec.encode`` writes for
+    the same ``OrderAction``, from its values, without building the model."""
 
     def __init__(self, codec: AvroCodec[OrderAction]) -> None:
         self._codec = codec
@@ -182,17 +190,25 @@ class ActionEncoder:
     def topic(self) -> str:
         return self._codec.topic
 
-    def record(self, detail: str) -> tuple[bytes, bytes, Headers]:
-        """Key, framed Avro value and headers (``action_id``, ``event_id``) of an action."""
-        values = json.loads(detail)
-        values["occurred_at"] = millis(datetime.fromisoformat(values["occurred_at"]))
+    def value(self, values: ActionJson) -> bytes:
+        """The framed Avro value of an action given as its JSON values."""
+        plain: dict[str, object] = {**values, "occurred_at": _millis(values["occurred_at"])}
         body = io.BytesIO()
-        fastavro.schemaless_writer(body, self._plain, values)
-        headers = [("action_id", values["action_id"].encode())]
-        if values["event_id"]:
-            headers.append(("event_id", values["event_id"].encode()))
-        key = order_key(values["shop_id"], values["order_sn"])
-        return key, frame(self._codec.schema_id, body.getvalue()), headers
+        fastavro.schemaless_writer(body, self._plain, plain)
+        return frame(self._codec.schema_id, body.getvalue())
+
+    def record(self, action: Unpublished) -> tuple[bytes, bytes, Headers]:
+        """Key, framed Avro value and headers (``action_id``, ``event_id``) of a recorded
+        action: its stored record, or, for a row recorded without one, its JSON encoded."""
+        value, event_id = action.record_value, action.event_id
+        if value is None:
+            assert action.detail is not None  # a row has one or the other
+            values = json.loads(action.detail)
+            value, event_id = self.value(values), values["event_id"]
+        headers = [("action_id", action.action_id.encode())]
+        if event_id:
+            headers.append(("event_id", event_id.encode()))
+        return order_key(action.shop_id, action.order_sn), value, headers
 
 
 class _Acknowledgements:
@@ -258,7 +274,7 @@ class ActionPublisher:
                     return published
                 acknowledged = _Acknowledgements(len(pending))
                 for action in pending:
-                    key, value, headers = self._encoder.record(action.detail)
+                    key, value, headers = self._encoder.record(action)
                     self._producer.enqueue(
                         topic, key=key, value=value, headers=headers, on_done=acknowledged.settle
                     )

@@ -16,6 +16,7 @@ import click
 import httpx
 
 from consumers import collector
+from consumers.actions import ActionEncoder
 from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
@@ -53,7 +54,8 @@ def erp_sync_handler(parts: ProcessParts) -> Handler:
             token=settings.erp_http_token,
         )
     else:
-        target = StoreTarget(ErpStore(parts.engine))
+        codec = AvroCodec(OrderAction, settings.topic_actions, parts.registry)
+        target = StoreTarget(ErpStore(parts.engine), ActionEncoder(codec))
     return ErpSync(target)
 
 

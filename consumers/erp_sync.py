@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from consumers.actions import action_row, action_values
+from consumers.actions import ActionEncoder, action_row, action_values
 from consumers.erp.outbox import ActionRow
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import ErpStore
@@ -32,8 +32,11 @@ class ErpTarget(Protocol):
 class StoreTarget:
     """The ERP store (SQLite or PostgreSQL) as erp-sync's target."""
 
-    def __init__(self, store: ErpStore) -> None:
+    def __init__(self, store: ErpStore, encoder: ActionEncoder) -> None:
         self._store = store
+        # Each action's Kafka record is encoded here and stored with it: the relay that
+        # publishes it has only to send it (it is the busier of the two processes).
+        self._encoder = encoder
 
     def apply(self, events: Sequence[OrderEvent], now: int) -> list[bool]:
         def action(i: int) -> ActionRow:
@@ -49,7 +52,7 @@ class StoreTarget:
                 details={"status": event.status},
                 facts=(event.status, int(event.update_time.timestamp())),
             )
-            return action_row(values)
+            return action_row(values, self._encoder)
 
         return self._store.apply_orders(
             [OrderSnapshot.from_event(event) for event in events],

@@ -193,9 +193,9 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
 
 
 class ActionRow(NamedTuple):
-    """One ``order_actions`` row as it is written, in column order: the action's own columns
-    and the whole action as JSON (``detail``), from which it is published exactly as it was
-    decided."""
+    """One ``order_actions`` row as it is written, in column order: the action's own columns,
+    the whole action as JSON (``detail``), and optionally the Kafka record it is published as
+    (the framed Avro value and the ``event_id`` header; else it is encoded from ``detail``)."""
 
     action_id: str
     shop_id: int
@@ -205,6 +205,8 @@ class ActionRow(NamedTuple):
     outcome: str
     detail: str
     occurred_at: int  # epoch seconds
+    event_id: str | None = None
+    record_value: bytes | None = None
 
     @classmethod
     def of(cls, action: OrderAction) -> ActionRow:
@@ -217,6 +219,7 @@ class ActionRow(NamedTuple):
             action.outcome,
             action.model_dump_json(),
             int(action.occurred_at.timestamp()),
+            action.event_id,
         )
 
 
@@ -227,12 +230,18 @@ def insert_actions(conn: sa.Connection, rows: Sequence[ActionRow]) -> None:
 
 
 class Unpublished(NamedTuple):
-    """A recorded action not yet published: its row, what it was, and the action as JSON."""
+    """A recorded action not yet published: its row, what it was, and either its stored
+    record (``record_value``, ``event_id``) or, for a row recorded without one, its JSON."""
 
     row_id: int
     kind: str
     outcome: str
-    detail: str
+    action_id: str
+    shop_id: int
+    order_sn: str
+    event_id: str | None
+    record_value: bytes | None
+    detail: str | None
 
 
 class ActionRecord:
@@ -257,9 +266,15 @@ class ActionRecord:
 
     def unpublished(self, consumer: str, limit: int = 500) -> list[tuple[int, OrderAction]]:
         """``consumer``'s actions not yet published, oldest first, with their row ids."""
+        c = order_actions.c
         with self._engine.connect() as conn:
-            pending = self._oldest_unpublished(conn, consumer, limit, lock=False)
-        return [(p.row_id, OrderAction.model_validate_json(p.detail)) for p in pending]
+            rows = conn.execute(
+                sa.select(c.id, c.detail)
+                .where(c.published_at.is_(None), c.consumer == consumer)
+                .order_by(c.id)
+                .limit(limit)
+            ).all()
+        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
 
     @contextmanager
     def publishing(self, consumer: str, now: int, limit: int = 500) -> Iterator[list[Unpublished]]:
@@ -282,14 +297,25 @@ class ActionRecord:
     ) -> list[Unpublished]:
         c = order_actions.c
         query = (
-            sa.select(c.id, c.kind, c.outcome, c.detail)
+            sa.select(
+                c.id,
+                c.kind,
+                c.outcome,
+                c.action_id,
+                c.shop_id,
+                c.order_sn,
+                c.event_id,
+                c.record_value,
+                # The JSON only where there is no record to send.
+                sa.case((c.record_value.is_(None), c.detail)),
+            )
             .where(c.published_at.is_(None), c.consumer == consumer)
             .order_by(c.id)
             .limit(limit)
         )
         if lock:
             query = query.with_for_update(skip_locked=True)
-        return [Unpublished(int(r.id), r.kind, r.outcome, r.detail) for r in conn.execute(query)]
+        return [Unpublished(*row) for row in conn.execute(query)]
 
     def mark_published(self, ids: Sequence[int], now: int) -> None:
         if ids:

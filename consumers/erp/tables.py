@@ -1,4 +1,5 @@
-"""The ERP store's tables (migration 0003), for queries; the migration owns the schema."""
+"""The ERP store's tables (migrations 0003-0005), for queries; the migrations own the
+schema."""
 
 from __future__ import annotations
 
@@ -98,4 +99,7 @@ order_actions = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.BigInteger, nullable=False),
     sa.Column("published_at", sa.BigInteger, nullable=True),
+    # The record it is published as, when recorded with it (migration 0005).
+    sa.Column("event_id", sa.String(64), nullable=True),
+    sa.Column("record_value", sa.LargeBinary, nullable=True),
 )

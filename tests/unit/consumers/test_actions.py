@@ -10,12 +10,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.actions import ActionEncoder, action_id, action_row, action_values, make_action
-from consumers.erp.outbox import ActionRow
+from consumers.erp.outbox import ActionRow, Unpublished
 from schemas.codec import AvroCodec
 from schemas.models import OrderAction, OrderEvent, order_key
 from schemas.registry import InMemorySchemaRegistry
 from tests.unit.consumers.twins import ACTIONS_TOPIC, order_event
 from tests.unit.schemas.strategies import actions, events, ids, text
+
+
+def unpublished(row: ActionRow) -> Unpublished:
+    """The row as the publisher reads it back (the JSON only when no record is stored)."""
+    return Unpublished(
+        1,
+        row.kind,
+        row.outcome,
+        row.action_id,
+        row.shop_id,
+        row.order_sn,
+        row.event_id,
+        row.record_value,
+        row.detail if row.record_value is None else None,
+    )
+
 
 NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-616374696f6e")
 facts = st.lists(st.integers() | text, max_size=3)
@@ -56,13 +72,25 @@ def test_a_row_of_json_values_reads_back_as_the_action_the_model_path_builds(
         "details": details,
         "facts": ("x", 1),
     }
-    row = action_row(action_values(event, **options))  # type: ignore[arg-type]
+    codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
+    encoder = ActionEncoder(codec)
+    values = action_values(event, **options)  # type: ignore[arg-type]
+    row, with_record = action_row(values), action_row(values, encoder)
     model = make_action(event, **options)  # type: ignore[arg-type]
 
     assert OrderAction.model_validate_json(row.detail) == model
     assert row == ActionRow.of(model)._replace(detail=row.detail)
-    codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
-    assert ActionEncoder(codec).record(row.detail)[1] == codec.encode(model)
+    # Its record, whether stored with it or encoded by the publisher from the JSON, is the
+    # one the codec writes for the model.
+    assert with_record == row._replace(record_value=codec.encode(model))
+    for stored in (row, with_record):
+        assert encoder.record(unpublished(stored)) == (
+            order_key(model.shop_id, model.order_sn),
+            codec.encode(model),
+            [("action_id", model.action_id.encode()), ("event_id", event.event_id.encode())]
+            if event.event_id
+            else [("action_id", model.action_id.encode())],
+        )
     assert model.occurred_at == datetime.fromtimestamp(now, UTC).replace(
         microsecond=datetime.fromtimestamp(now, UTC).microsecond // 1000 * 1000
     )
@@ -88,7 +116,7 @@ def test_an_action_names_each_line_by_the_event_s_sku() -> None:
 @given(action=actions)
 def test_a_stored_action_is_published_as_the_codec_encodes_its_model(action: OrderAction) -> None:
     codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
-    key, value, headers = ActionEncoder(codec).record(ActionRow.of(action).detail)
+    key, value, headers = ActionEncoder(codec).record(unpublished(ActionRow.of(action)))
     assert key == order_key(action.shop_id, action.order_sn)
     assert value == codec.encode(action)
     assert headers == [("action_id", action.action_id.encode())] + (

@@ -8,12 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from consumers.actions import ActionEncoder
 from consumers.erp.outbox import ActionRecord
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore
 from consumers.erp_sync import ErpSync, StoreTarget
-from schemas.models import OrderEvent
-from tests.unit.consumers.twins import SHOP, T0, delivery, migrated_engine, order_event
+from schemas.codec import AvroCodec
+from schemas.models import OrderAction, OrderEvent
+from schemas.registry import InMemorySchemaRegistry
+from tests.unit.consumers.twins import (
+    ACTIONS_TOPIC,
+    SHOP,
+    T0,
+    delivery,
+    migrated_engine,
+    order_event,
+)
 from tests.unit.shopee.token_fakes import FakeClock
 
 
@@ -23,7 +33,8 @@ class Rig:
         self.store = ErpStore(engine)
         self.actions = ActionRecord(engine)
         self.clock = FakeClock()
-        self.handler = ErpSync(StoreTarget(self.store), clock=self.clock)
+        codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
+        self.handler = ErpSync(StoreTarget(self.store, ActionEncoder(codec)), clock=self.clock)
 
     def handle(self, *events: OrderEvent) -> list[str]:
         return self.handler.handle([delivery(e, offset) for offset, e in enumerate(events)])

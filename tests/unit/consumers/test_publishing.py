@@ -12,9 +12,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
-from consumers.actions import ActionEncoder, ActionPublisher, make_action
-from consumers.erp.outbox import ActionRecord
+from consumers.actions import (
+    ActionEncoder,
+    ActionPublisher,
+    action_row,
+    action_values,
+    make_action,
+)
+from consumers.erp.outbox import ActionRecord, insert_actions
 from consumers.publishing import ActionRelay, InlineOutlet
 from orderflow.kafka import KafkaUnavailable
 from orderflow.metrics import Metrics
@@ -35,6 +42,7 @@ NAME = "erp-sync"
 
 @dataclass
 class Rig:
+    engine: Engine
     record: ActionRecord
     producer: FakeProducer
     publisher: ActionPublisher
@@ -67,13 +75,14 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
-    record = ActionRecord(migrated_engine(tmp_path))
+    engine = migrated_engine(tmp_path)
+    record = ActionRecord(engine)
     producer = FakeProducer()
     codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
     publisher = ActionPublisher(
         record, producer.as_producer(), ActionEncoder(codec), consumer=NAME, batch=2
     )
-    return Rig(record, producer, publisher, codec, Metrics())
+    return Rig(engine, record, producer, publisher, codec, Metrics())
 
 
 # -- inline ---------------------------------------------------------------------------------------
@@ -93,6 +102,24 @@ def test_inline_publishes_leftovers_at_once_then_after_each_commit(rig: Rig) -> 
     assert rig.published() == left + more
     assert rig.counted() == 4
     assert rig.record.unpublished(NAME) == []
+
+
+def test_actions_recorded_with_their_record_are_published_as_stored(rig: Rig) -> None:
+    encoder = ActionEncoder(rig.codec)
+    events = [order_event("A"), order_event("B", "CANCELLED")]
+    values = [
+        action_values(e, consumer=NAME, kind="erp_upsert", outcome="applied", now=T0)
+        for e in events
+    ]
+    with rig.engine.begin() as conn:  # as erp-sync records them, in its transaction
+        insert_actions(conn, [action_row(v, encoder) for v in values])
+    InlineOutlet(rig.publisher, rig.metrics, consumer=NAME).poll()
+    sent = rig.producer.on(ACTIONS_TOPIC)
+    assert [s.value for s in sent] == [encoder.value(v) for v in values]
+    assert [(s.header("action_id"), s.header("event_id")) for s in sent] == [
+        (v["action_id"], e.event_id) for v, e in zip(values, events, strict=True)
+    ]
+    assert rig.published() == [OrderAction.model_validate(v) for v in values]
 
 
 def test_inline_keeps_what_the_broker_did_not_acknowledge_for_the_next_poll(rig: Rig) -> None:
