@@ -81,7 +81,8 @@ def run(
     names: Sequence[str], stack: Stack, workdir: Path, scale: Scale = FULL
 ) -> list[ScenarioResult]:
     """Run the named scenarios in order under ``workdir`` (a directory each); the logs of a
-    passed scenario are removed, a failed one's kept."""
+    passed scenario are removed, those of a failed one, or of one where a process ended on
+    its own, kept."""
     results = []
     for name in names:
         scenario = SCENARIOS[name]
@@ -92,7 +93,7 @@ def run(
         say(line(result))
         for text in describe(result):
             say(text)
-        if result.passed:
+        if result.passed and not result.details.get("crashes"):
             shutil.rmtree(directory, ignore_errors=True)
     return results
 
@@ -126,13 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     write(results, args.results)
     say(f"\n{table(results)}\n")
     failed = [r.name for r in results if not r.passed]
+    if not any(workdir.iterdir()):
+        workdir.rmdir()
     say(
         f"{len(results) - len(failed)} of {len(results)} scenarios passed in "
         f"{time.monotonic() - began:.0f}s; results in {args.results}"
-        + (f"; FAILED: {', '.join(failed)} (logs under {workdir})" if failed else "")
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+        + (f"; logs kept under {workdir}" if workdir.exists() else "")
     )
-    if not failed:
-        shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
 
 
