@@ -10,8 +10,8 @@ import pytest
 
 from chaos.kafka_cluster import (
     ClusterError,
-    KafkaCluster,
     ClusterNode,
+    KafkaCluster,
     new_cluster_id,
     node_properties,
     ports_outside_ephemeral_range,
