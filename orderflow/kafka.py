@@ -45,6 +45,10 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "client_id": settings.kafka_client_id,
         "security_protocol": settings.kafka_security_protocol,
+        # kafka-python's default grows the wait between reconnects to 30 s: a client came
+        # back 13 s after a 35 s broker outage had ended (1 s cap: 0.2 s), and an idempotent
+        # producer whose batches expire meanwhile never writes again (docs/reliability.md).
+        "reconnect_backoff_max_ms": 1000,
     }
     if settings.kafka_sasl_mechanism:
         config["sasl_mechanism"] = settings.kafka_sasl_mechanism
