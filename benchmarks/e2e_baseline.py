@@ -33,14 +33,12 @@ from typing import Any
 import httpx
 import kafka
 import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from benchmarks.webhook import serve_push_route
 from orderflow.db import create_engine
 from orderflow.kafka import Admin, TopicSpec, client_config, read_since
 from orderflow.settings import Settings
@@ -117,26 +115,8 @@ def serve_endpoint(chain: BareChain) -> None:
         await asyncio.wait_for(acknowledged, ACK_TIMEOUT)
         return Response(status_code=204)
 
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    app = Starlette(
-        routes=[
-            Route(PUSH_PATH, push, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
-    # The uvicorn settings `orderflow webhook` uses.
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=chain.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
     try:
-        uvicorn.Server(config).run()
+        serve_push_route(push, chain.port)
     finally:
         producer.close(timeout=5)
 

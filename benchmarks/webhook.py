@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -81,14 +81,16 @@ async def _healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
-def _serve_bare(port: int) -> None:
+def serve_push_route(push: Callable[[Request], Awaitable[Response]], port: int) -> None:
+    """``push`` on the push path and ``/healthz``, on uvicorn with the settings `orderflow
+    webhook` uses: the server stack every bare side of a benchmark shares with the webhook.
+    Returns when the server stops."""
     app = Starlette(
         routes=[
-            Route(PUSH_PATH, _answer_204, methods=["POST"]),
+            Route(PUSH_PATH, push, methods=["POST"]),
             Route("/healthz", _healthz, methods=["GET"]),
         ]
     )
-    # The uvicorn settings `orderflow webhook` uses.
     config = uvicorn.Config(
         app,
         host=HOST,
@@ -98,6 +100,10 @@ def _serve_bare(port: int) -> None:
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()
+
+
+def _serve_bare(port: int) -> None:
+    serve_push_route(_answer_204, port)
 
 
 def _serve_webhook(env: dict[str, str], port: int) -> None:
