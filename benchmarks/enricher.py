@@ -273,14 +273,14 @@ def run(stack: Stack | None = None) -> list[Figure]:
     per_50 = ORDERS / 50
     figures = [
         figure(
-            f"notices/s over a burst of {ORDERS:,}",
+            "enricher_notices_per_s",
             "notices/s",
             enricher.per_second,
             baseline.per_second,
         ),
-        figure("get_order_detail calls", "calls", enricher.detail_calls, baseline.detail_calls),
+        figure("enricher_detail_calls", "calls", enricher.detail_calls, baseline.detail_calls),
         figure(
-            "get_order_detail calls per 50 orders",
+            "enricher_detail_calls_per_50_orders",
             "calls",
             enricher.detail_calls / per_50,
             baseline.detail_calls / per_50,

@@ -280,20 +280,20 @@ def _report(m: _Measured) -> list[Figure]:
     ms = 1000.0
     figures = [
         figure(
-            "pushes/s (closed loop)",
+            "webhook_pushes_per_s",
             "pushes/s",
             m.hook_rate.per_second,
             m.bare_rate.per_second,
             Bound("ratio", ">=", 0.4),
         ),
         figure(
-            f"ack latency p50 at {RATE:.0f}/s",
+            "webhook_ack_latency_p50_ms",
             "ms",
             m.hook_latency.percentile(50) * ms,
             m.bare_latency.percentile(50) * ms,
         ),
         figure(
-            f"ack latency p99 at {RATE:.0f}/s",
+            "webhook_ack_latency_p99_ms",
             "ms",
             m.hook_latency.percentile(99) * ms,
             m.bare_latency.percentile(99) * ms,

@@ -405,6 +405,22 @@ class KafkaCluster:
         member.process.send_signal(signal.SIGKILL)
         member.process.wait(timeout=30)
 
+    def pause(self, node: int) -> None:
+        """SIGSTOP ``node``: a broker that hangs rather than dies. Its sockets stay open and
+        the kernel still accepts connections, but nothing is ever answered, so clients learn
+        of it only through their request timeouts."""
+        member = self._node(node)
+        if not member.running():
+            raise ClusterError(f"node {node} is not running")
+        assert member.process is not None
+        member.process.send_signal(signal.SIGSTOP)
+
+    def resume(self, node: int) -> None:
+        """SIGCONT a paused ``node``."""
+        member = self._node(node)
+        assert member.process is not None
+        member.process.send_signal(signal.SIGCONT)
+
     def restart(self, node: int, *, timeout: float = 120.0) -> None:
         """Start a stopped ``node`` again on its data directory and ports, and wait until it
         serves: registered and unfenced, and back in the in-sync replicas of every partition
@@ -423,6 +439,7 @@ class KafkaCluster:
         running = [n for n in self._nodes.values() if n.running()]
         for member in running:
             assert member.process is not None
+            member.process.send_signal(signal.SIGCONT)  # a paused node would not see SIGTERM
             member.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for member in running:

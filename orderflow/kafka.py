@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -28,6 +29,14 @@ from orderflow.settings import Settings
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+
+
+_FAILED_FOR_GOOD = (
+    kafka.errors.AuthorizationError,
+    kafka.errors.UnsupportedVersionError,
+    kafka.errors.UnsupportedForMessageFormatError,
+)
+"""Transactional producer failures that a new producer would meet again."""
 
 
 class KafkaUnavailable(Exception):
@@ -142,18 +151,104 @@ class Producer:
             # partitions until the broker aborts it: keep that stall short.
             config["transaction_timeout_ms"] = transaction_timeout_ms
         config.update(overrides)
+        self._config = config
+        self._is_transactional = transactional_id is not None
+        self._renewal_lock = threading.Lock()
+        self._renewing = False
+        self._closing = threading.Event()
+        self._step_timeout_ms = max(transaction_timeout_ms, int(config["request_timeout_ms"]))
+        self._replace_transactional = False
+        self._producer = self._create()
+
+    def _create(self) -> Any:
         try:
-            self._producer = kafka.KafkaProducer(**config)
-            _WakeupGate.install(self._producer._sender, linger_seconds=config["linger_ms"] / 1000)
-            if transactional_id is not None:
+            producer = kafka.KafkaProducer(**self._config)
+            _WakeupGate.install(producer._sender, linger_seconds=self._config["linger_ms"] / 1000)
+            if self._is_transactional:
                 # Aborts whatever a previous incarnation with this id left open.
-                self._producer.init_transactions()
+                producer.init_transactions()
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"cannot create a Kafka producer: {exc}") from exc
+        manager = producer._transaction_manager
+        if manager is not None and not self._is_transactional:
+            self._watch_producer_id(producer, manager)
+        return producer
+
+    # -- renewal of a wedged idempotent producer (kafka-python internals) --------------------
+
+    def _watch_producer_id(self, producer: Any, manager: Any) -> None:
+        """Replace ``producer`` once it drops its producer id.
+
+        kafka-python 3.0 drops the id when a batch it had already sent expires (a broker
+        outage longer than ``delivery_timeout_ms``) but stays in state READY, and only asks
+        for a new id from UNINITIALIZED: its I/O thread then waits for an id forever and no
+        record is ever sent again (docs/reliability.md, "Known failures"). A new producer
+        gets a new id; what the old one still held fails, so its callers retry as after any
+        unacknowledged write.
+        """
+        reset = manager.reset_producer_id
+
+        def reset_and_renew() -> None:
+            reset()
+            self._lost_producer_id(producer)
+
+        manager.reset_producer_id = reset_and_renew
+
+    def _lost_producer_id(self, wedged: Any) -> None:
+        # Runs on the wedged producer's I/O thread: hand the work to a thread of its own.
+        with self._renewal_lock:
+            if self._renewing or wedged is not self._producer or self._closing.is_set():
+                return
+            self._renewing = True
+        log.warning(
+            "the Kafka producer lost its producer id after a sent batch expired;"
+            " replacing it (records it still holds fail and are retried by their callers)"
+        )
+        threading.Thread(
+            target=self._renew, args=(wedged,), name="kafka-producer-renewal", daemon=True
+        ).start()
+
+    def _renew(self, wedged: Any) -> None:
+        _force_close(wedged)
+        delay = 0.5
+        while True:
+            try:
+                fresh = self._create()
+                break
+            except KafkaUnavailable as exc:
+                log.warning("no new Kafka producer yet (%s); retrying in %.1f s", exc, delay)
+                if self._closing.wait(delay):
+                    with self._renewal_lock:
+                        self._renewing = False
+                    return
+                delay = min(delay * 2, 5.0)
+        with self._renewal_lock:
+            closing = self._closing.is_set()
+            if not closing:
+                self._producer = fresh
+            self._renewing = False
+        if closing:
+            _force_close(fresh)
+            return
+        self._metrics.producer_renewals.inc()
+        log.info("a new Kafka producer replaced the one that lost its producer id")
 
     # -- transactions (only with a transactional_id) ------------------------------------------
+    #
+    # kafka-python waits for a transaction step's answer without a timeout: when the node
+    # coordinating the transaction dies mid-step the request may never be re-sent, and the
+    # process hangs for good (seen when a cluster's leader was SIGKILLed during a commit).
+    # So the steps are driven here with a bound; a step not answered in time replaces the
+    # producer by one with the same transactional id, which fences the old one and aborts
+    # the open transaction unless the broker already had its commit request. The caller
+    # sees KafkaUnavailable and retries the batch, as after any commit whose answer it lost.
 
     def begin_transaction(self) -> None:
+        if self._replace_transactional:
+            self._producer = self._create()
+            self._replace_transactional = False
+            self._metrics.producer_renewals.inc()
+            log.info("a new transactional Kafka producer replaced the one that stopped answering")
         self._transactional(self._producer.begin_transaction)
 
     def commit_transaction(
@@ -164,21 +259,43 @@ class Producer:
         neither become visible."""
 
         def commit() -> None:
+            manager = self._producer._transaction_manager
             if next_offsets:
-                self._producer.send_offsets_to_transaction(
+                added = manager.send_offsets_to_transaction(
                     _offsets(next_offsets), consumer.group_metadata()
                 )
-            self._producer.commit_transaction()
+                self._await(added, "adding the consumer's offsets to the transaction")
+            self._await(manager.begin_commit(), "committing the transaction")
 
         self._transactional(commit)
 
     def abort_transaction(self) -> None:
         """Drop what was sent since ``begin_transaction``; read_committed readers never see
         it. Safe to call after a failed commit."""
+        if self._replace_transactional:
+            return  # the replacement's initialisation settles it
         try:
-            self._transactional(self._producer.abort_transaction)
+            self._transactional(
+                lambda: self._await(
+                    self._producer._transaction_manager.begin_abort(), "aborting the transaction"
+                )
+            )
         except KafkaUnavailable as exc:
             log.warning("could not abort the transaction (%s); the broker will time it out", exc)
+
+    def _await(self, result: Any, what: str) -> None:
+        """Wait for a transaction step's answer (its error is raised) for at most the
+        transaction timeout: after that the broker aborts the transaction anyway."""
+        self._producer._sender.wakeup()
+        if result.wait(timeout_ms=self._step_timeout_ms):
+            return
+        self._replace_transactional = True
+        _force_close(self._producer)
+        raise KafkaUnavailable(
+            f"{what}: no answer within {self._step_timeout_ms / 1000:.0f}s; the producer is"
+            " replaced by one with the same transactional id (the transaction commits only if"
+            " the broker had the commit request; otherwise it is aborted)"
+        )
 
     def _transactional(self, step: Callable[[], object]) -> None:
         try:
@@ -186,12 +303,23 @@ class Producer:
         except (kafka.errors.ProducerFencedError, kafka.errors.InvalidProducerEpochError) as exc:
             raise ProducerFenced(f"this producer was fenced: {exc}") from exc
         except (kafka.errors.KafkaError, AssertionError) as exc:
-            if self._fatal():
-                # kafka-python's transaction manager cannot leave this state: retrying
-                # would make a zombie that never writes again. Crash, and let a new
-                # process take over.
+            if not self._fatal():
+                raise KafkaUnavailable(f"transaction step failed: {exc}") from exc
+            # kafka-python's transaction manager never leaves FATAL_ERROR. When the cause is
+            # this process's (not authorised, a broker too old), a new producer would fail
+            # the same way: crash. kafka-python also ends there when a coordinator merely
+            # timed out a request (Java retries those): a new producer with the same id
+            # then carries on, as a restarted process would.
+            cause = self._producer._transaction_manager.last_error
+            if isinstance(cause, _FAILED_FOR_GOOD):
                 raise ProducerFenced(f"the transactional producer failed for good: {exc}") from exc
-            raise KafkaUnavailable(f"transaction step failed: {exc}") from exc
+            self._replace_transactional = True
+            _force_close(self._producer)
+            raise KafkaUnavailable(
+                f"transaction step failed ({exc}); the producer is replaced by one with the"
+                " same transactional id (the transaction commits only if the broker had the"
+                " commit request; otherwise it is aborted)"
+            ) from exc
 
     def _fatal(self) -> bool:
         manager = self._producer._transaction_manager
@@ -215,6 +343,11 @@ class Producer:
         The webhook's path: no ``concurrent.futures.Future`` (a lock and a condition each)
         per record, and the caller decides how outcomes reach its own thread.
         """
+        if self._renewing:
+            self._metrics.produce_errors.labels(topic).inc()
+            raise KafkaUnavailable(
+                f"could not queue a record for {topic}: the Kafka producer is being replaced"
+            )
         try:
             raw = self._producer.send(topic, key=key, value=value, headers=headers or [])
         except (kafka.errors.KafkaError, AssertionError) as exc:
@@ -302,11 +435,30 @@ class Producer:
         return len(partitions)
 
     def close(self, timeout: float = 10.0) -> None:
+        self._closing.set()
+        with self._renewal_lock:
+            producer = self._producer
         try:
-            self._producer.flush(timeout=timeout)
+            producer.flush(timeout=timeout)
         except kafka.errors.KafkaError as exc:
             log.warning("records still unacknowledged at close: %s", exc)
-        self._producer.close(timeout=timeout)
+            # KafkaProducer.close flushes again and would raise the same error, leaving
+            # its I/O thread running.
+            _force_close(producer)
+            return
+        producer.close(timeout=timeout)
+
+
+def _force_close(producer: Any, timeout: float = 5.0) -> None:
+    """Stop ``producer`` without sending what it still holds: every record it has not yet
+    had acknowledged fails (its callback sees ``KafkaUnavailable``). Errors are logged, not
+    raised: a half-dead producer must not take its owner down with it."""
+    try:
+        producer._sender.force_close()
+        producer._sender.join(timeout)
+        producer.close(timeout=0)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("closing a Kafka producer: %s", exc)
 
 
 class _WakeupGate:

@@ -38,6 +38,11 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.producer_renewals = Counter(
+            "orderflow_kafka_producer_renewals_total",
+            "Kafka producers replaced by a new one after kafka-python left them unable to write.",
+            registry=r,
+        )
         self.records_consumed = Counter(
             "orderflow_records_consumed_total",
             "Records a consumer finished with, by outcome (applied, unchanged, dead_letter, "

@@ -226,3 +226,105 @@ def test_a_killed_single_node_keeps_acknowledged_records(tmp_path: Path, metrics
         print(f"the record whose send timed out while the node was down: {log[300]} copies")
         assert log[300] <= 1
         assert set(log) <= {*acked, 300, 301}
+
+
+def test_a_producer_whose_sent_batch_expired_writes_again(tmp_path: Path, metrics: Metrics) -> None:
+    """kafka-python drops the producer id when a batch it had sent expires and then never
+    asks for a new one: without orderflow's renewal, no record is ever sent again."""
+    with KafkaCluster.start(1, tmp_path / "cluster") as cluster:
+        settings = Settings(kafka_bootstrap_servers=cluster.bootstrap_servers)
+        create_topic(settings, TopicSpec(TOPIC, 1, 1))
+        # Short timeouts make a few seconds of a hung broker outlast the delivery timeout.
+        producer = Producer(settings, metrics, request_timeout_ms=1500, delivery_timeout_ms=3000)
+        try:
+            producer.send(TOPIC, key=b"before", value=b"1")
+            # A hung broker (not a dead one) keeps the batch in flight until the request
+            # times out, so it is retried, and then expires: the path that loses the id.
+            cluster.pause(1)
+            unanswered = producer.submit(TOPIC, key=b"hung", value=b"2")
+            with pytest.raises(KafkaUnavailable):
+                unanswered.result(timeout=30)
+            cluster.resume(1)
+
+            # Callers retry an unacknowledged write (the webhook's sender through Shopee's
+            # retries, the poller on its next pass); while the producer is being replaced
+            # they are refused at once.
+            sending = time.monotonic()
+            refused = 0
+            while True:
+                try:
+                    producer.send(TOPIC, key=b"after", value=b"3", timeout=10)
+                    break
+                except KafkaUnavailable:
+                    refused += 1
+                    assert time.monotonic() - sending < 60, "never acknowledged after the hang"
+                    time.sleep(0.2)
+            print(f"first ack after the hang: {time.monotonic() - sending:.1f}s, {refused} refused")
+            renewals = metrics.registry.get_sample_value("orderflow_kafka_producer_renewals_total")
+            assert renewals == 1
+        finally:
+            producer.close()
+
+        log = written(settings)
+        assert log[1] == 1
+        assert log[3] == 1
+        assert log[2] <= 1  # failed to its caller; written at most once if the broker had it
+
+
+def test_an_unanswered_transaction_step_replaces_the_producer(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    """kafka-python either waits for a commit's answer without a timeout or gives up on the
+    producer for good when the coordinator timed out; orderflow bounds the wait and carries on
+    with a producer of the same transactional id."""
+    with KafkaCluster.start(1, tmp_path / "cluster") as cluster:
+        settings = Settings(kafka_bootstrap_servers=cluster.bootstrap_servers)
+        create_topic(settings, TopicSpec(TOPIC, 1, 1))
+        consumer = Consumer(settings, group_id="chaos-probe", topics=[TOPIC])
+        producer = Producer(
+            settings,
+            metrics,
+            transactional_id="chaos-probe",
+            transaction_timeout_ms=3000,
+            request_timeout_ms=1500,
+        )
+        try:
+            producer.begin_transaction()
+            producer.send(TOPIC, key=b"k", value=b"1")
+            producer.commit_transaction({}, consumer)
+
+            producer.begin_transaction()
+            producer.send(TOPIC, key=b"k", value=b"2")
+            cluster.pause(1)
+            hung = time.monotonic()
+            with pytest.raises(KafkaUnavailable, match="same transactional id"):
+                producer.commit_transaction({}, consumer)
+            print(f"the commit gave up after {time.monotonic() - hung:.1f}s")
+            producer.abort_transaction()
+            cluster.resume(1)
+
+            # What the enricher does after a transient failure: the batch again, in a new
+            # transaction, until the broker takes it.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    producer.begin_transaction()
+                    producer.send(TOPIC, key=b"k", value=b"3")
+                    producer.commit_transaction({}, consumer)
+                    break
+                except KafkaUnavailable:
+                    assert time.monotonic() < deadline, "no transaction after the hang"
+                    producer.abort_transaction()
+                    time.sleep(0.5)
+            renewals = metrics.registry.get_sample_value("orderflow_kafka_producer_renewals_total")
+            assert renewals == 1
+        finally:
+            producer.close()
+            consumer.close()
+
+        # The hung commit's outcome was unknown to the producer: the broker commits it if it
+        # had the request before the new producer took over, and aborts it otherwise.
+        # Either way nothing is half-visible and the retried batch is there once.
+        committed = [record.value for record in read_since(settings, TOPIC)]
+        print(f"committed: {committed}")
+        assert committed in ([b"1", b"3"], [b"1", b"2", b"3"])
