@@ -95,6 +95,7 @@ from shopee.client import ShopeeClient
 from shopee.sandbox import SandboxServer
 from shopee.sandbox.config import SandboxConfig
 from tests.integration.stack import Stack, free_port
+from tests.integration.topics import delete_topics_with_prefixes
 
 RATE = 200.0  # offered orders/s
 WARMUP = 5.0
@@ -901,8 +902,12 @@ def run(stack: Stack | None = None) -> list[Figure]:
         tempfile.TemporaryDirectory() as tmp,
         _fresh_database(found, Path(tmp)) as database_url,
     ):
-        bare = _bare_side(found, database_url, unique)
-        pipeline = _pipeline_side(found, database_url, unique, Path(tmp))
+        try:
+            bare = _bare_side(found, database_url, unique)
+            pipeline = _pipeline_side(found, database_url, unique, Path(tmp))
+        finally:
+            settings = Settings(kafka_bootstrap_servers=found.bootstrap_servers)
+            delete_topics_with_prefixes(settings, [f"bench{unique}."])
     ms = 1000.0
     p, b = pipeline.measured, bare.measured
     figures = [
@@ -922,7 +927,7 @@ def run(stack: Stack | None = None) -> list[Figure]:
         f"never committed: {p.missing}, {b.missing}",
         f"pipeline p99.9 {p.percentile(99.9) * ms:,.0f} ms, max {max(p.latencies) * ms:,.0f} ms;"
         f" baseline p99.9 {b.percentile(99.9) * ms:,.0f} ms, max {max(b.latencies) * ms:,.0f} ms",
-        f"database: {database}, fresh for this run; topics bench{unique}.* left on the stack",
+        f"database: {database}, fresh for this run, like the topics bench{unique}.*",
         f"committed = first poll (every {POLL_INTERVAL * ms:.0f} ms) that sees the row: "
         "latencies are overstated by at most one polling period",
         "baseline: bare endpoint -> Kafka -> relay -> Kafka -> sink upsert, 3 processes "

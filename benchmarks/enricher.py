@@ -48,6 +48,7 @@ from shopee.client import ShopeeClient
 from shopee.sandbox import SandboxServer
 from shopee.sandbox.config import SandboxConfig
 from tests.integration.stack import Stack
+from tests.integration.topics import delete_topics_with_prefixes
 
 ORDERS = 5000
 TIMEOUT = 120.0
@@ -131,6 +132,7 @@ def _world(stack: Stack, tmp: Path) -> Iterator[_World]:
         finally:
             producer.close()
             engine.dispose()
+            delete_topics_with_prefixes(settings, [f"bench{unique}."])
 
 
 def _write_burst(world: _World) -> None:

@@ -775,11 +775,13 @@ class Admin:
     def create_topics(self, specs: Sequence[TopicSpec]) -> dict[str, str]:
         """Create the topics that do not exist yet; returns each topic's outcome
         ("created" or "exists"). Existing topics are left as they are."""
-        existing = set(self._admin.list_topics())
+        existing = self.list_topics()
         wanted = {spec.name: spec for spec in specs if spec.name not in existing}
         outcome = {spec.name: "exists" for spec in specs if spec.name in existing}
         if wanted:
-            answer = self._admin.create_topics(
+            answer = self._call(
+                "create topics",
+                self._admin.create_topics,
                 {
                     spec.name: {
                         "num_partitions": spec.partitions,
@@ -806,7 +808,15 @@ class Admin:
         return outcome
 
     def list_topics(self) -> set[str]:
-        return set(self._admin.list_topics())
+        return set(self._call("list topics", self._admin.list_topics))
+
+    def _call(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call``, with kafka-python's errors (a request timed out, no broker) raised as
+        ``KafkaUnavailable`` like everywhere else in orderflow."""
+        try:
+            return call(*args, **kwargs)
+        except kafka.errors.KafkaError as exc:
+            raise KafkaUnavailable(f"could not {what}: {exc}") from exc
 
     def delete_topics(self, names: Sequence[str]) -> None:
         """Delete these topics and every record in them (benchmarks and tests clean up after

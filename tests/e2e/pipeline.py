@@ -67,6 +67,11 @@ class LedgerRow:
     quantity: int
 
 
+TOPIC_PREFIXES: list[str] = []
+"""The topic-name prefix of every Pipeline made in this session (tests/e2e/conftest.py
+deletes their topics at the end)."""
+
+
 @dataclass
 class Pipeline:
     """Settings shared by the test and the processes, and the processes themselves.
@@ -88,6 +93,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         suffix = uuid.uuid4().hex[:8]
+        TOPIC_PREFIXES.append(f"e2e{suffix}.")
         if not self.database_url:
             self.database_url = fresh_database(self.stack)
         self.settings = Settings(
