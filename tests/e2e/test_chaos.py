@@ -1,6 +1,7 @@
-"""Two `make chaos` scenarios with trimmed traffic, so every `make test` proves the pipeline
-keeps its promises under faults: Shopee misbehaving (API errors, timeouts, failures after the
-effect, lost, duplicated and reordered pushes) and the database stopped mid-run.
+"""Three `make chaos` scenarios with trimmed traffic, so every `make test` proves the
+pipeline keeps its promises under faults: Shopee misbehaving (API errors, timeouts, failures
+after the effect, lost, duplicated and reordered pushes), the database stopped mid-run, and
+the broker SIGKILLed and restarted three times.
 
 The pass criteria are the suite's own (``chaos.checks``): no acknowledged push lost, the ERP
 equal to Shopee, at most one cancel_order per order, stock equal to the ledger, nothing left
@@ -28,9 +29,7 @@ pytestmark = [
 ]
 
 
-# broker-restarts belongs here too, once a producer survives its broker being unreachable
-# past the delivery timeout (see docs/reliability.md, "Known failures").
-@pytest.mark.parametrize("name", ["sandbox-faults", "database-outage"])
+@pytest.mark.parametrize("name", ["sandbox-faults", "database-outage", "broker-restarts"])
 def test_a_trimmed_chaos_scenario_passes(stack: Stack, tmp_path: Path, name: str) -> None:
     if name == "database-outage" and server_binaries() is None:
         pytest.skip("needs PostgreSQL server binaries for a server of its own to stop")
