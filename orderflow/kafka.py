@@ -436,6 +436,8 @@ class Producer:
 
     def close(self, timeout: float = 10.0) -> None:
         self._closing.set()
+        if self._replace_transactional:
+            return  # closed when it stopped answering; no replacement was made yet
         with self._renewal_lock:
             producer = self._producer
         try:
