@@ -33,9 +33,10 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderflow.failures import kind_of
 from orderflow.kafka import KafkaUnavailable, Outcome, Placed
@@ -57,6 +58,10 @@ from shopee.push import (
 log = logging.getLogger(__name__)
 
 PUSH_PATH = "/shopee/push"
+
+# What Starlette's Response(status_code=...) sends for an empty body (not for 204 or 304,
+# which the push path never answers).
+_EMPTY_BODY_HEADERS = ((b"content-length", b"0"),)
 
 _Arrival = tuple[asyncio.Future[Placed], Outcome]
 
@@ -150,18 +155,46 @@ class _TooLarge(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+class _Disconnected(Exception):
+    pass
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lowercase), as Starlette's ``Headers.get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _TooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _PushRoute:
+    """``Webhook.serve_push`` as an ASGI app inside Starlette's router, which would wrap a
+    function or method as a request handler instead."""
+
+    def __init__(self, serve: ASGIApp) -> None:
+        self._serve = serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send)
 
 
 @dataclass
@@ -179,34 +212,60 @@ class Webhook:
     _acknowledgements: Acknowledgements = field(default_factory=Acknowledgements, init=False)
     _pushes: dict[tuple[str, str], Counter] = field(default_factory=dict, init=False)
 
-    def app(self) -> Starlette:
-        return Starlette(
+    def app(self) -> ASGIApp:
+        """The ASGI application.
+
+        ``POST /shopee/push`` goes straight to ``serve_push``: Starlette's middleware,
+        router, ``Request`` and ``Response`` cost about as much CPU per push as the push's
+        own work. Everything else (and the push path in another method: 405) goes through
+        Starlette.
+        """
+        rest = Starlette(
             routes=[
-                Route(PUSH_PATH, self.push, methods=["POST"]),
+                Route(PUSH_PATH, _PushRoute(self.serve_push), methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
             ]
         )
+        serve_push = self.serve_push
 
-    def _answer(self, code: str, outcome: str, status: int = 200) -> Response:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] == PUSH_PATH and scope["method"] == "POST":
+                await serve_push(scope, receive, send)
+            else:
+                await rest(scope, receive, send)
+
+        return app
+
+    def _answer(self, code: str, outcome: str, status: int = 200) -> int:
         series = self._pushes.get((code, outcome))
         if series is None:
             # Looked up once per code and outcome: labels() costs more than the increment.
             series = self._pushes[code, outcome] = self.metrics.pushes.labels(code, outcome)
         series.inc()
-        # Shopee counts a push as delivered only on 2xx with an empty body.
-        return Response(status_code=status)
+        return status
 
-    async def push(self, request: Request) -> Response:
+    async def serve_push(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one push (ASGI). An unexpected error propagates: the server answers 500,
+        which Shopee retries, and logs it."""
+        status = await self._push(scope, receive)
+        # Shopee counts a push as delivered only on 2xx with an empty body; refusals are
+        # empty too.
+        await send(
+            {"type": "http.response.start", "status": status, "headers": _EMPTY_BODY_HEADERS}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _push(self, scope: Scope, receive: Receive) -> int:
         started = time.perf_counter()
         try:
-            body = await _read_body(request, self.max_body_bytes)
+            body = await _read_body(scope, receive, self.max_body_bytes)
         except _TooLarge:
             return self._answer("unknown", "too_large", 413)
-        except ClientDisconnect:
+        except _Disconnected:
             return self._answer("unknown", "disconnected", 400)
-        if not self.verifier.verify(body, request.headers.get("authorization")):
+        if not self.verifier.verify(body, _header(scope, b"authorization")):
             self.metrics.push_verification_failures.inc()
             return self._answer("unknown", "bad_signature", 401)
         try:
@@ -227,7 +286,7 @@ class Webhook:
                 )
             except Exception as exc:
                 if kind_of(exc) != "transient":
-                    raise  # a bug: Starlette answers 500, which Shopee also retries
+                    raise  # a bug: the server answers 500, which Shopee also retries
                 log.warning("could not record a shop authorisation change (%s); 503", exc)
                 return self._answer(code, "unavailable", 503)
             return self._answer(code, "partner_event")
@@ -236,7 +295,7 @@ class Webhook:
 
     async def _write_notice(
         self, push: OrderStatusPush | TrackingNumberPush, code: str, started: float
-    ) -> Response:
+    ) -> int:
         notice = notice_from_push(push, source="push", received_at=self.clock())
         try:
             acknowledged, on_done = self._acknowledgements.waiter()
@@ -260,9 +319,9 @@ class Webhook:
                 exc,
             )
             return self._answer(code, "unavailable", 503)
-        response = self._answer(code, "accepted")
+        status = self._answer(code, "accepted")
         self.metrics.push_ack_seconds.observe(time.perf_counter() - started)
-        return response
+        return status
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok\n")

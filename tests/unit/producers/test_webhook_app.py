@@ -3,12 +3,14 @@ broker in tests/integration/producers/test_webhook.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from orderflow.db import create_engine, migrate
 from orderflow.kafka import KafkaUnavailable, Outcome
@@ -134,3 +136,88 @@ def test_refusals(setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin) ->
     assert _post(client, big).status_code == 413
     assert sink.notices == []
     assert metrics.push_verification_failures._value.get() == 1
+
+
+def test_answers_carry_only_an_empty_body(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    client, _, _ = setup
+    for body, status in ((PUSH_ORDER_STATUS_LIVE, 200), ("not json", 400)):
+        response = _post(client, body)
+        assert response.status_code == status
+        assert response.content == b""
+        assert response.headers["content-length"] == "0"
+        assert "content-type" not in response.headers
+
+
+def test_the_push_path_in_another_method_is_not_allowed(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    client, _, _ = setup
+    assert client.get(PUSH_PATH).status_code == 405
+    assert client.get("/healthz").text == "ok\n"
+    assert sink.notices == []
+
+
+def _asgi_push(
+    webhook: Webhook, messages: list[Message], headers: list[tuple[bytes, bytes]]
+) -> list[Message]:
+    """One request straight through the ASGI app: the body as ``messages``, what it sent."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PUSH_PATH,
+        "headers": headers,
+        "query_string": b"",
+    }
+    pending = list(messages)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def request() -> None:
+        await webhook.app()(scope, receive, send)
+
+    asyncio.run(request())
+    return sent
+
+
+def test_a_body_in_several_chunks_is_read_whole(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    _, _, webhook = setup
+    raw = PUSH_ORDER_STATUS_LIVE.encode()
+    chunks = [raw[:10], raw[10:40], raw[40:]]
+    sent = _asgi_push(
+        webhook,
+        [{"type": "http.request", "body": c, "more_body": c is not chunks[-1]} for c in chunks],
+        [(b"authorization", sign_push(KEY, URL, raw).encode())],
+    )
+    assert sent[0]["status"] == 200
+    assert len(sink.notices) == 1
+
+
+def test_a_client_gone_before_its_body_arrived_writes_nothing(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    _, metrics, webhook = setup
+    _asgi_push(webhook, [{"type": "http.disconnect"}], [])
+    assert sink.notices == []
+    assert metrics.pushes.labels(code="unknown", outcome="disconnected")._value.get() == 1
+
+
+def test_an_unexpected_error_is_a_500_that_shopee_retries(
+    setup: tuple[TestClient, Metrics, Webhook], sink: SinkTwin
+) -> None:
+    _, _, webhook = setup
+
+    def broken(notice: OrderNotice, on_done: Callable[[Outcome], None]) -> None:
+        raise RuntimeError("a bug")
+
+    sink.enqueue = broken  # type: ignore[method-assign]
+    with TestClient(webhook.app(), raise_server_exceptions=False) as client:
+        assert _post(client, PUSH_ORDER_STATUS_LIVE).status_code == 500
