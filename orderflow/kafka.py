@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import kafka
 import kafka.errors
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter
 
@@ -159,6 +160,8 @@ class Producer:
         self._step_timeout_ms = max(transaction_timeout_ms, int(config["request_timeout_ms"]))
         self._replace_transactional = False
         self._producer = self._create()
+        # enqueue's way into self._producer, made again when a renewal replaced it.
+        self._direct: _DirectAppend | None = None
 
     def _create(self) -> Any:
         try:
@@ -348,8 +351,12 @@ class Producer:
             raise KafkaUnavailable(
                 f"could not queue a record for {topic}: the Kafka producer is being replaced"
             )
+        producer = self._producer
+        direct = self._direct
+        if direct is None or not direct.serves(producer):
+            direct = self._direct = _DirectAppend(producer)
         try:
-            raw = self._producer.send(topic, key=key, value=value, headers=headers or [])
+            raw = direct.send(topic, key, value, headers or [])
         except (kafka.errors.KafkaError, AssertionError) as exc:
             self._metrics.produce_errors.labels(topic).inc()
             raise KafkaUnavailable(f"could not queue a record for {topic}: {exc}") from exc
@@ -461,6 +468,73 @@ def _force_close(producer: Any, timeout: float = 5.0) -> None:
         producer.close(timeout=0)
     except Exception as exc:  # noqa: BLE001
         log.warning("closing a Kafka producer: %s", exc)
+
+
+class _DirectAppend:
+    """``KafkaProducer.send`` for one producer without the work its records do not need
+    (kafka-python internals, kept to this class).
+
+    Per record, ``send`` checks every header, calls the serializers (there are none),
+    builds the set of every known topic twice and the topic's sorted partition list once,
+    and formats the producer's name for a debug line that is not logged: on the webhook's
+    path, more than the append itself. Here a keyed record for a topic whose partitions are
+    known takes the partition ``send`` would give it (the default partitioner: murmur2 of
+    the key over the sorted partitions, as Java's client, so every producer of a topic keeps
+    an order's records on one partition), is appended to the same accumulator and wakes the
+    I/O thread when ``send`` would. Anything else (no key, unknown topic, a transactional or
+    closed producer, another partitioner, a record near the size limit) goes through
+    ``send`` itself.
+    """
+
+    # Room for the batch and record framing around key, value and headers: a record this
+    # far below max_request_size cannot be the one send() refuses as too large.
+    _FRAMING_ALLOWANCE = 1024
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._metadata = producer._metadata
+        self._accumulator = producer._accumulator
+        self._size_limit = int(producer.config["max_request_size"]) - self._FRAMING_ALLOWANCE
+        manager = producer._transaction_manager
+        self._usable = type(producer.config["partitioner"]) is DefaultPartitioner and not (
+            manager is not None and manager.is_transactional()
+        )
+        # topic -> (the metadata's partition map it was sorted from, its partitions in order)
+        self._partitions: dict[str, tuple[object, list[TopicPartition]]] = {}
+
+    def serves(self, producer: Any) -> bool:
+        return producer is self._producer
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Any:
+        """Queue one record; the ``FutureRecordMetadata`` that ``send`` would return."""
+        producer = self._producer
+        partitions = self._partitions_of(topic) if self._usable and key is not None else None
+        if (
+            partitions is None
+            or producer._closed
+            or len(key or b"") + len(value) + sum(len(n) + len(v) for n, v in headers)
+            > self._size_limit
+        ):
+            return producer.send(topic, key=key, value=value, headers=headers)
+        tp = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+        future, batch_is_full, new_batch_created, _ = self._accumulator.append(
+            tp, None, key, value, headers
+        )
+        if batch_is_full or new_batch_created:
+            producer._sender.wakeup()  # through the _WakeupGate, as from send()
+        return future
+
+    def _partitions_of(self, topic: str) -> list[TopicPartition] | None:
+        # A metadata update replaces each topic's partition map; the cached order is kept
+        # only while its map is the current one.
+        current = self._metadata._partitions.get(topic)
+        if current is None or topic in self._metadata.internal_topics:
+            return None
+        cached = self._partitions.get(topic)
+        if cached is None or cached[0] is not current:
+            cached = (current, [TopicPartition(topic, p) for p in sorted(current)])
+            self._partitions[topic] = cached
+        return cached[1]
 
 
 class _WakeupGate:
