@@ -10,7 +10,8 @@ drop repeats by it). Where the publisher runs is ``consumers.publishing``'s busi
 
 A consumer that records an action per event (erp-sync) builds it as its JSON values
 (``action_values``) and stores those (``action_row``): no model is built or validated on the
-way, and the row reads back as the same ``OrderAction`` that ``make_action`` builds.
+way, and the row reads back as the same ``OrderAction`` that ``make_action`` builds. erp-sync
+stores each action as its Kafka record only (``ActionEncoder``), not as JSON as well.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def make_action(
 
 
 def action_row(values: ActionJson, encoder: ActionEncoder | None = None) -> ActionRow:
-    """The ``order_actions`` row of an action given as its JSON values; with ``encoder``,
-    carrying its Kafka record too (encoded here, once, instead of by the publisher)."""
+    """The ``order_actions`` row of an action given as its JSON values: kept as JSON, or,
+    with ``encoder``, as its Kafka record (encoded here, once, instead of by the publisher;
+    the record holds every field, so the JSON is not written as well)."""
     return ActionRow(
         values["action_id"],
         values["shop_id"],
@@ -155,7 +157,7 @@ def action_row(values: ActionJson, encoder: ActionEncoder | None = None) -> Acti
         values["consumer"],
         values["kind"],
         values["outcome"],
-        _JSON.encode(values),
+        _JSON.encode(values) if encoder is None else None,
         _millis(values["occurred_at"]) // 1000,
         values["event_id"],
         None if encoder is None else encoder.value(values),

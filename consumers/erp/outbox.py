@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from consumers.erp import bulk
 from consumers.erp.tables import order_actions, shopee_outbox
 from orderflow.db import conflict_insert
+from schemas.codec import AvroCodec
 from schemas.models import OrderAction
 
 CallState = Literal["pending", "sent", "succeeded", "failed", "unknown"]
@@ -194,8 +195,8 @@ def _call(row: sa.Row[Any]) -> OutboxCall:
 
 class ActionRow(NamedTuple):
     """One ``order_actions`` row as it is written, in column order: the action's own columns,
-    the whole action as JSON (``detail``), and optionally the Kafka record it is published as
-    (the framed Avro value and the ``event_id`` header; else it is encoded from ``detail``)."""
+    then the whole action either as JSON (``detail``) or as the Kafka record it is published
+    as (the framed Avro value and the ``event_id`` header), or both."""
 
     action_id: str
     shop_id: int
@@ -203,7 +204,7 @@ class ActionRow(NamedTuple):
     consumer: str
     kind: str
     outcome: str
-    detail: str
+    detail: str | None
     occurred_at: int  # epoch seconds
     event_id: str | None = None
     record_value: bytes | None = None
@@ -247,10 +248,14 @@ class Unpublished(NamedTuple):
 class ActionRecord:
     """Actions consumers took, kept (in the effect's own transaction) until published on
     ``shopee.order-actions``: an effect whose process dies before publishing is published
-    by the next one."""
+    by the next one.
 
-    def __init__(self, engine: Engine) -> None:
+    Reading actions back as ``OrderAction`` (``unpublished``, ``all``) needs ``codec`` for
+    rows recorded with their Kafka record only (erp-sync's); publishing never does."""
+
+    def __init__(self, engine: Engine, codec: AvroCodec[OrderAction] | None = None) -> None:
         self._engine = engine
+        self._codec = codec
 
     def record(self, action: OrderAction) -> bool:
         """Keep ``action`` once per ``action_id``; True when it was new."""
@@ -269,12 +274,12 @@ class ActionRecord:
         c = order_actions.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.id, c.detail)
+                sa.select(c.id, c.detail, c.record_value)
                 .where(c.published_at.is_(None), c.consumer == consumer)
                 .order_by(c.id)
                 .limit(limit)
             ).all()
-        return [(int(r.id), OrderAction.model_validate_json(r.detail)) for r in rows]
+        return [(int(r.id), self._action(r.detail, r.record_value)) for r in rows]
 
     @contextmanager
     def publishing(self, consumer: str, now: int, limit: int = 500) -> Iterator[list[Unpublished]]:
@@ -325,11 +330,21 @@ class ActionRecord:
     def all(self, consumer: str | None = None) -> list[OrderAction]:
         """Every recorded action (of ``consumer``), oldest first."""
         c = order_actions.c
-        query = sa.select(c.detail).order_by(c.id)
+        query = sa.select(c.detail, c.record_value).order_by(c.id)
         if consumer is not None:
             query = query.where(c.consumer == consumer)
         with self._engine.connect() as conn:
-            return [OrderAction.model_validate_json(r.detail) for r in conn.execute(query)]
+            return [self._action(r.detail, r.record_value) for r in conn.execute(query)]
+
+    def _action(self, detail: str | None, record_value: bytes | None) -> OrderAction:
+        if detail is not None:
+            return OrderAction.model_validate_json(detail)
+        if record_value is None or self._codec is None:
+            raise ValueError(
+                "an action recorded as its Kafka record only is read with the actions codec: "
+                "ActionRecord(engine, codec)"
+            )
+        return self._codec.decode(record_value)
 
 
 def _mark_published(conn: sa.Connection, ids: Sequence[int], now: int) -> None:

@@ -1,4 +1,4 @@
-"""The ERP store's tables (migrations 0003-0005), for queries; the migrations own the
+"""The ERP store's tables (migrations 0003-0006), for queries; the migrations own the
 schema."""
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ order_actions = sa.Table(
     sa.Column("consumer", sa.String(40), nullable=False),
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),
+    # The action as JSON; None for a row recorded with its Kafka record (migration 0006).
+    sa.Column("detail", sa.Text, nullable=True),
     sa.Column("occurred_at", sa.BigInteger, nullable=False),
     sa.Column("published_at", sa.BigInteger, nullable=True),
     # The record it is published as, when recorded with it (migration 0005).

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from consumers.actions import ActionEncoder
 from consumers.erp.outbox import ActionRecord
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore
+from consumers.erp.tables import order_actions
 from consumers.erp_sync import ErpSync, StoreTarget
 from schemas.codec import AvroCodec
 from schemas.models import OrderAction, OrderEvent
@@ -29,11 +31,12 @@ from tests.unit.shopee.token_fakes import FakeClock
 
 class Rig:
     def __init__(self, tmp_path: Path) -> None:
-        engine = migrated_engine(tmp_path)
+        engine = self.engine = migrated_engine(tmp_path)
         self.store = ErpStore(engine)
-        self.actions = ActionRecord(engine)
         self.clock = FakeClock()
         codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
+        # erp-sync keeps each action as its Kafka record only: read back with the codec.
+        self.actions = ActionRecord(engine, codec)
         self.handler = ErpSync(StoreTarget(self.store, ActionEncoder(codec)), clock=self.clock)
 
     def handle(self, *events: OrderEvent) -> list[str]:
@@ -109,6 +112,18 @@ def test_each_write_is_recorded_once(rig: Rig) -> None:
     assert [
         (line.item_id, line.model_id, line.quantity, line.sku) for line in actions[1].lines
     ] == [(1001, 1, 3, "SKU-1001-1")]
+
+
+def test_each_action_is_stored_as_its_record_only(rig: Rig) -> None:
+    rig.handle(ev("UNPAID", T0))
+    with rig.engine.connect() as conn:
+        ((detail, record_value),) = conn.execute(
+            sa.select(order_actions.c.detail, order_actions.c.record_value)
+        ).all()
+    assert detail is None  # the JSON would say nothing the record does not
+    assert record_value
+    with pytest.raises(ValueError, match="actions codec"):
+        ActionRecord(rig.engine).all()
 
 
 def test_erp_sync_leaves_stock_alone(rig: Rig) -> None:
