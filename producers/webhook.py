@@ -21,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
+import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -146,9 +149,45 @@ class Acknowledgements:
                 waiter.set_result(outcome)
 
 
-def _expire(waiter: asyncio.Future[Placed], seconds: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no acknowledgement within {seconds}s"))
+class Deadlines:
+    """Fails each waiter still pending at its deadline, with one timer on ``loop`` for all.
+
+    A timer per push (``call_later``, then ``cancel`` once answered: a handle, two entries in
+    the loop's heap) cost more than the rest of the push's waiting. Here a deadline is an
+    entry in a heap of this class's own; the single timer fires at most once per
+    ``granularity`` and fails everything due by then, so a waiter fails up to
+    ``granularity`` late, never early. A waiter already done is left alone.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, granularity: float = 0.02) -> None:
+        self._loop = loop
+        self._granularity = granularity
+        self._due: list[tuple[float, int, asyncio.Future[Placed], float]] = []
+        self._order = itertools.count()  # ties never compare futures
+        self._timer: asyncio.TimerHandle | None = None
+
+    def fail_after(self, waiter: asyncio.Future[Placed], seconds: float, timeout: float) -> None:
+        """Fail ``waiter`` with ``TimeoutError`` ("within ``timeout``") in ``seconds``."""
+        at = self._loop.time() + seconds
+        heapq.heappush(self._due, (at, next(self._order), waiter, timeout))
+        if self._timer is None or at + self._granularity < self._timer.when():
+            self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at + self._granularity, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        due = self._due
+        while due and due[0][0] <= now:
+            _, _, waiter, timeout = heapq.heappop(due)
+            if not waiter.done():
+                waiter.set_exception(TimeoutError(f"no acknowledgement within {timeout}s"))
+        if due:
+            self._arm(due[0][0])
 
 
 class _TooLarge(Exception):
@@ -211,6 +250,9 @@ class Webhook:
     clock: Callable[[], float] = time.time
     _acknowledgements: Acknowledgements = field(default_factory=Acknowledgements, init=False)
     _pushes: dict[tuple[str, str], Counter] = field(default_factory=dict, init=False)
+    _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = field(
+        default_factory=weakref.WeakKeyDictionary, init=False
+    )
 
     def app(self) -> ASGIApp:
         """The ASGI application.
@@ -303,13 +345,10 @@ class Webhook:
             remaining = max(0.0, self.ack_timeout_seconds - (time.perf_counter() - started))
             # On timeout only the waiter fails: the record may still land, and the producer
             # still counts it when it does.
-            timer = asyncio.get_running_loop().call_later(
-                remaining, _expire, acknowledged, self.ack_timeout_seconds
+            self._deadlines_of(acknowledged.get_loop()).fail_after(
+                acknowledged, remaining, self.ack_timeout_seconds
             )
-            try:
-                await acknowledged
-            finally:
-                timer.cancel()
+            await acknowledged
         except (KafkaUnavailable, TimeoutError) as exc:
             log.warning(
                 "push for order %s of shop %d not acknowledged by Kafka in time (%s); "
@@ -322,6 +361,12 @@ class Webhook:
         status = self._answer(code, "accepted")
         self.metrics.push_ack_seconds.observe(time.perf_counter() - started)
         return status
+
+    def _deadlines_of(self, loop: asyncio.AbstractEventLoop) -> Deadlines:
+        deadlines = self._deadlines.get(loop)
+        if deadlines is None:
+            deadlines = self._deadlines[loop] = Deadlines(loop)
+        return deadlines
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok\n")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from orderflow.kafka import KafkaUnavailable, Outcome
-from producers.webhook import Acknowledgements
+from orderflow.kafka import KafkaUnavailable, Outcome, Placed
+from producers.webhook import Acknowledgements, Deadlines
 
 
 def _counting_wakeups(loop: asyncio.AbstractEventLoop) -> list[int]:
@@ -82,3 +82,49 @@ def test_a_late_answer_for_a_waiter_that_gave_up_is_dropped_quietly() -> None:
         return [await asyncio.wait_for(still_waiting, timeout=5)]
 
     assert asyncio.run(scenario()) == [(0, 8)]
+
+
+def test_waiters_still_pending_at_their_deadline_fail_not_earlier() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop, granularity=0.01)
+        started = loop.time()
+        slow: asyncio.Future[Placed] = loop.create_future()
+        quick: asyncio.Future[Placed] = loop.create_future()
+        answered: asyncio.Future[Placed] = loop.create_future()
+        deadlines.fail_after(slow, 0.2, 2.0)
+        deadlines.fail_after(quick, 0.05, 2.0)  # due before the timer armed for ``slow``
+        deadlines.fail_after(answered, 0.05, 2.0)
+        answered.set_result((0, 1))
+        with pytest.raises(TimeoutError, match=r"within 2\.0s"):
+            await quick
+        assert loop.time() - started >= 0.05  # never early
+        assert await answered == (0, 1)  # left alone
+        assert not slow.done()
+        with pytest.raises(TimeoutError):
+            await slow
+        assert loop.time() - started >= 0.2
+
+    asyncio.run(scenario())
+
+
+def test_deadlines_due_together_take_one_timer() -> None:
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        timers = [0]
+        original = loop.call_at
+
+        def counted(when: float, callback: Callable[..., object], *args: Any) -> Any:
+            timers[0] += 1
+            return original(when, callback, *args)
+
+        loop.call_at = counted  # type: ignore[method-assign, assignment]
+        deadlines = Deadlines(loop, granularity=0.05)
+        waiters: list[asyncio.Future[Placed]] = [loop.create_future() for _ in range(100)]
+        for waiter in waiters:
+            deadlines.fail_after(waiter, 0.01, 1.0)
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(r, TimeoutError) for r in results)
+        return timers[0]
+
+    assert asyncio.run(scenario()) == 1
