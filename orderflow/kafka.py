@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 import kafka
 import kafka.errors
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.partitioner.default import DefaultPartitioner, murmur2
+from kafka.partitioner.default import DefaultPartitioner
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter
 
@@ -508,15 +509,15 @@ class _DirectAppend:
     def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> Any:
         """Queue one record; the ``FutureRecordMetadata`` that ``send`` would return."""
         producer = self._producer
-        partitions = self._partitions_of(topic) if self._usable and key is not None else None
+        partitions = self._partitions_of(topic) if self._usable else None
         if (
-            partitions is None
+            key is None
+            or partitions is None
             or producer._closed
-            or len(key or b"") + len(value) + sum(len(n) + len(v) for n, v in headers)
-            > self._size_limit
+            or len(key) + len(value) + sum(len(n) + len(v) for n, v in headers) > self._size_limit
         ):
             return producer.send(topic, key=key, value=value, headers=headers)
-        tp = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
+        tp = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]  # as DefaultPartitioner
         future, batch_is_full, new_batch_created, _ = self._accumulator.append(
             tp, None, key, value, headers
         )
@@ -535,6 +536,33 @@ class _DirectAppend:
             cached = (current, [TopicPartition(topic, p) for p in sorted(current)])
             self._partitions[topic] = cached
         return cached[1]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java's ``Utils.murmur2``, kafka-python's
+    ``kafka.partitioner.default.murmur2``): the same value, in half the time (whole 32-bit
+    words unpacked at once, instead of each byte masked and shifted in Python)."""
+    m = 0x5BD1E995
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for k in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length & ~3
+    rest = length & 3
+    if rest >= 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
 
 
 class _WakeupGate:

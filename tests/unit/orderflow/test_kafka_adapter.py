@@ -6,13 +6,16 @@ from collections import Counter
 from collections.abc import Callable
 from types import SimpleNamespace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.cluster import ClusterMetadata
 from kafka.partitioner.default import DefaultPartitioner
+from kafka.partitioner.default import murmur2 as kafka_murmur2
 from kafka.producer.record_accumulator import RecordAccumulator
 from kafka.record import util
 from kafka.structs import TopicPartition
 
-from orderflow.kafka import _DirectAppend, _WakeupGate
+from orderflow.kafka import _DirectAppend, _WakeupGate, murmur2
 
 
 def test_record_checksums_use_the_native_crc32c() -> None:
@@ -158,3 +161,9 @@ def test_direct_append_wakes_the_io_thread_for_a_new_batch_only() -> None:
         direct.send("notices", f"k{i}".encode(), b"v", [])
     assert producer.wakeups == 1
     assert producer.queued() == {TopicPartition("notices", 0): 5}
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=80))
+def test_murmur2_is_kafkas(data: bytes) -> None:
+    assert murmur2(data) == kafka_murmur2(data)
