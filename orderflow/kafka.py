@@ -529,7 +529,7 @@ class _DirectAppend:
         # A metadata update replaces each topic's partition map; the cached order is kept
         # only while its map is the current one.
         current = self._metadata._partitions.get(topic)
-        if current is None or topic in self._metadata.internal_topics:
+        if not current or topic in self._metadata.internal_topics:
             return None
         cached = self._partitions.get(topic)
         if cached is None or cached[0] is not current:
