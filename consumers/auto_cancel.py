@@ -14,6 +14,12 @@ Per order event, in this order:
 4. when lines were short: ``cancel_decision`` -> cancel as OUT_OF_STOCK naming exactly the
    short lines (within the shop's daily budget), record a dry run, or keep the order for a
    person. Every decision and call is an ``OrderAction``.
+
+Events that need only step 3 (no cancellation decided for the order, no buyer's request) are
+the usual ones: consecutive runs of them move the ledger in one transaction
+(``ErpStore.apply_ledgers``), exactly as one transaction per event would, in order. A run ends
+after an order stock could not cover, so its decision (step 4) is taken before any later
+event; a run that fails for one poison event is handled again event by event.
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ from consumers.erp.ledger import Shortage
 from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import CANCEL_ORDER_KIND, ErpStore
-from consumers.runtime import Delivery, handle_each
+from consumers.runtime import Delivery, PartialFailure, handle_each
 from consumers.shopee_calls import CallSpec, OnceCaller
+from orderflow.failures import kind_of
 from orderflow.metrics import Metrics
 from schemas.models import OrderEvent
 from shopee.client import ShopeeClient
@@ -87,7 +94,59 @@ class AutoCancel:
             for shop_id in self._budget_shops:
                 self._show_budget(shop_id, day)
             self._budget_day = day
-        return handle_each(deliveries, lambda delivery: self._one(delivery.event))
+        outcomes: list[str] = []
+        rest = list(deliveries)
+        try:
+            # Orders with a cancellation decided go event by event. An order handled event
+            # by event, or short at the end of a run, may have one now: it joins them (going
+            # event by event when it need not is only slower).
+            deciding = self.outbox.orders_with(
+                CANCEL_KIND, {(d.event.shop_id, d.event.order_sn) for d in rest}
+            )
+            while rest:
+                run = 0
+                while run < len(rest) and _ledger_only(rest[run].event, deciding):
+                    run += 1
+                if run:
+                    done, decided = self._ledger_run(rest[:run])
+                else:
+                    done, decided = [self._one(rest[0].event)], [rest[0].event]
+                deciding.update((event.shop_id, event.order_sn) for event in decided)
+                outcomes.extend(done)
+                rest = rest[len(done) :]
+        except PartialFailure as failure:
+            raise PartialFailure(outcomes + failure.outcomes, failure.cause) from failure.cause
+        except Exception as exc:
+            raise PartialFailure(outcomes, exc) from exc
+        return outcomes
+
+    def _ledger_run(self, deliveries: Sequence[Delivery]) -> tuple[list[str], Sequence[OrderEvent]]:
+        """Step 3 for consecutive events, in one transaction, up to and including the first
+        that stock could not cover (then step 4 for that one); their outcomes, and the
+        events whose orders may have had a cancellation decided."""
+        now = self.clock()
+        events = [delivery.event for delivery in deliveries]
+        try:
+            results = self.store.apply_ledgers(
+                [OrderSnapshot.from_event(event) for event in events],
+                int(now),
+                actions=lambda i, r: ledger_actions(events[i], r, consumer=self.name, now=now),
+                stop_when_short=True,
+            )
+        except Exception as exc:
+            if kind_of(exc) == "transient":
+                raise
+            log.info("ledger run of %d failed (%s); one event at a time", len(events), exc)
+            return handle_each(deliveries, lambda delivery: self._one(delivery.event)), events
+        outcomes = ["applied" if result.transitions else "unchanged" for result in results]
+        last = results[-1]
+        if last.short:
+            try:
+                if self._decide(events[len(results) - 1], last.short):
+                    outcomes[-1] = "applied"
+            except Exception as exc:
+                raise PartialFailure(outcomes[:-1], exc) from exc
+        return outcomes, events[len(results) - 1 :] if last.short else ()
 
     def _show_budget(self, shop_id: int, since: int) -> None:
         spent = self.outbox.spent(shop_id, CANCEL_KIND, since)
@@ -261,6 +320,11 @@ class AutoCancel:
                 facts=("decision", event.status, int(event.update_time.timestamp())),
             )
         )
+
+
+def _ledger_only(event: OrderEvent, deciding: Collection[tuple[int, str]]) -> bool:
+    """Whether the event needs nothing but the ledger (and a decision if it is short)."""
+    return event.status != "IN_CANCEL" and (event.shop_id, event.order_sn) not in deciding
 
 
 def _short_lines(short: Sequence[Shortage]) -> list[tuple[int, int, int]]:

@@ -120,6 +120,24 @@ def handle_each(deliveries: Sequence[Delivery], one: Callable[[Delivery], str]) 
     return outcomes
 
 
+def handle_batched(
+    deliveries: Sequence[Delivery],
+    batch: Callable[[Sequence[Delivery]], list[str]],
+    one: Callable[[Delivery], str],
+) -> list[str]:
+    """``batch`` over ``deliveries`` (every effect in one transaction: all or none). A
+    transient failure propagates (nothing was made durable; the batch is tried again); any
+    other is looked for with ``one`` over each delivery in order, as ``handle_each`` does,
+    so it lands on the record it belongs to and the records before it finish."""
+    try:
+        return batch(deliveries)
+    except Exception as exc:
+        if kind_of(exc) == "transient":
+            raise
+        log.info("batch of %d failed (%s); handling its records one by one", len(deliveries), exc)
+        return handle_each(deliveries, one)
+
+
 def unwrap(exc: BaseException) -> BaseException:
     """The failure itself, for a ``PartialFailure``; else ``exc``."""
     return exc.cause if isinstance(exc, PartialFailure) else exc

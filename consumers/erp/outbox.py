@@ -4,7 +4,7 @@ deciding and calling can be resolved without calling twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -118,6 +118,23 @@ class Outbox:
                 )
             ).first()
         return None if row is None else _call(row)
+
+    def orders_with(self, kind: str, orders: Collection[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of ``orders`` (``(shop_id, order_sn)``) have a call of ``kind``, in any
+        state (``get`` for many orders at once)."""
+        c, keys = shopee_outbox.c, sorted(orders)
+        found: set[tuple[int, str]] = set()
+        with self._engine.connect() as conn:
+            # Chunks keep the IN list inside every database's parameter limit.
+            for start in range(0, len(keys), 400):
+                rows = conn.execute(
+                    sa.select(c.shop_id, c.order_sn).where(
+                        c.kind == kind,
+                        sa.tuple_(c.shop_id, c.order_sn).in_(keys[start : start + 400]),
+                    )
+                )
+                found.update((int(shop_id), str(order_sn)) for shop_id, order_sn in rows)
+        return found
 
     def in_state(self, *states: CallState) -> list[OutboxCall]:
         """Calls left in ``states`` (e.g. pending, sent or unknown after a crash), oldest first."""

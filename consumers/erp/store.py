@@ -10,6 +10,8 @@ Guarantees callers rely on, on SQLite and PostgreSQL alike:
   consumers racing on one order change the numbers once. Reservations are all or nothing:
   an order is reserved only when available stock covers every line, so stock is never
   oversold, even by replicas racing for the last units of a model.
+* ``apply_ledgers`` does what ``apply_ledger`` does for each of a batch of orders, in order,
+  in one transaction: all of them or, after a failure or a crash, none.
 * For every model, ``on_hand`` and ``reserved`` equal ``ledger_totals()``: the order
   transitions plus the operator's stock counts (``set_stock``, ``import_stock``).
 """
@@ -220,6 +222,67 @@ class ErpStore:
             return result
 
         return self._in_write_transaction(work)
+
+    def apply_ledgers(
+        self,
+        snapshots: Sequence[OrderSnapshot],
+        now: int,
+        *,
+        actions: Callable[[int, LedgerResult], Sequence[ActionRow]] | None = None,
+        stop_when_short: bool = False,
+    ) -> list[LedgerResult]:
+        """``apply_ledger`` for each snapshot in turn, in one transaction: the results, and the
+        stock and ledger they leave, are those of as many ``apply_ledger`` calls in the same
+        order (each sees what the ones before it wrote), but a failure, or a crash, leaves
+        none of them applied. ``actions(i, result)`` describes what ``snapshots[i]`` did. With
+        ``stop_when_short``, the snapshots after the first one that stock could not cover are
+        left alone (a caller that decides about a short order before going on)."""
+
+        def work(conn: sa.Connection) -> list[LedgerResult]:
+            if self._postgres:
+                self._lock_batch(conn, snapshots)
+            results: list[LedgerResult] = []
+            for i, snapshot in enumerate(snapshots):
+                result = self._apply_ledger(conn, snapshot, now)
+                if actions is not None:
+                    insert_actions(conn, actions(i, result))
+                results.append(result)
+                if stop_when_short and result.short:
+                    break
+            return results
+
+        return self._in_write_transaction(work)
+
+    def _lock_batch(self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot]) -> None:
+        """Take, up front, the locks the batch's orders will take one by one: first every
+        order's, then the stock rows of every model they list or hold, each in key order.
+        Taken as each order comes, two batches (stock-restore's and auto-cancel's see the
+        same orders) would each hold what the other waits for."""
+        orders = sorted({(s.shop_id, s.order_sn): s for s in snapshots}.items())
+        for _, snapshot in orders:
+            self._lock_order(conn, snapshot)
+        models = {key for s in snapshots for key in s.quantities()}
+        c = stock_ledger.c
+        for start in range(0, len(orders), 400):
+            chunk = [key for key, _ in orders[start : start + 400]]
+            models.update(
+                (int(item), int(model))
+                for item, model in conn.execute(
+                    sa.select(c.item_id, c.model_id)
+                    .distinct()
+                    .where(sa.tuple_(c.shop_id, c.order_sn).in_(chunk))
+                )
+            )
+        # Rows that exist; a model seen for the first time gets its row (and lock) when an
+        # order first moves it, as in apply_ledger.
+        s, keys = erp_stock.c, sorted(models)
+        for start in range(0, len(keys), 400):
+            conn.execute(
+                sa.select(s.item_id)
+                .where(sa.tuple_(s.item_id, s.model_id).in_(keys[start : start + 400]))
+                .order_by(s.item_id, s.model_id)
+                .with_for_update()
+            ).all()
 
     def claim_cancel(
         self, snapshot: OrderSnapshot, payload: str, now: int, *, budget: int, since: int

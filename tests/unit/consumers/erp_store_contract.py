@@ -252,6 +252,76 @@ def racing_reservations_never_oversell(engine: Engine) -> None:
     assert_ledger_adds_up(store)
 
 
+def a_batch_of_ledger_moves_is_each_move_in_turn(engine: Engine) -> None:
+    store = ErpStore(engine)
+    store.set_stock(1, 1, 3, now=1)
+    batch = [
+        order("A", "READY_TO_SHIP", 100, (1, 1, 2)),
+        order("B", "READY_TO_SHIP", 100, (1, 1, 2)),  # short: 1 left
+        order("A", "CANCELLED", 110, (1, 1, 2)),  # gives 2 back
+        order("B", "READY_TO_SHIP", 105, (1, 1, 2)),  # covered now
+        order("C", "SHIPPED", 100, (2, 2, 1)),  # closed, a model new to the store
+    ]
+    results = store.apply_ledgers(batch, now=2)
+    assert [([t.after for t in r.transitions], r.short) for r in results] == [
+        ([LineState.RESERVED], []),
+        ([], [Shortage(1, 1, 2, 1)]),
+        ([LineState.RELEASED], []),
+        ([LineState.RESERVED], []),
+        ([LineState.CLOSED], []),
+    ]
+    assert levels(store) == {(1, 1): (3, 2), (2, 2): (0, 0)}
+    assert_ledger_adds_up(store)
+    # Stopping at the first short order leaves the rest alone.
+    again = [order("D", "READY_TO_SHIP", 100, (1, 1, 5)), order("E", "UNPAID", 100, (1, 1, 1))]
+    assert len(store.apply_ledgers(again, now=3, stop_when_short=True)) == 1
+    assert store.line_states(1, "E") == {}
+
+
+def racing_ledger_batches_never_oversell_nor_deadlock(engine: Engine) -> None:
+    """Replicas (stock-restore's and auto-cancel's) move batches of the same orders over the
+    same models in opposite orders at once: each order is reserved once, stock is never
+    oversold, and nobody waits for a lock another holds while it waits for theirs."""
+    store = ErpStore(engine)
+    for model in (1, 2, 3):
+        store.set_stock(1, model, 4, now=1)
+    orders = [
+        order(f"O{i}", "READY_TO_SHIP", 100, (1, 1 + i % 3, 1), (1, 1 + (i + 1) % 3, 1))
+        for i in range(9)
+    ]
+    errors: list[BaseException] = []
+    gate = threading.Barrier(4)
+
+    def move(batch: list[OrderSnapshot]) -> None:
+        try:
+            replica = create_engine(engine.url.render_as_string(hide_password=False))
+            try:
+                gate.wait()
+                ErpStore(replica).apply_ledgers(batch, now=2)
+            finally:
+                replica.dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    batches = [orders, orders[::-1], orders[3:] + orders[:3], orders[::2] + orders[1::2]]
+    threads = [threading.Thread(target=move, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    reserved = [
+        o.order_sn
+        for o in orders
+        if any(h.state is LineState.RESERVED for h in store.line_states(1, o.order_sn).values())
+    ]
+    on_hand, held = zip(*levels(store).values(), strict=True)
+    assert on_hand == (4, 4, 4)
+    assert all(h <= 4 for h in held)  # never oversold
+    assert sum(held) == 2 * len(reserved)  # each order took both its lines or none
+    assert_ledger_adds_up(store)
+
+
 def racing_writers_of_new_orders_keep_the_newest_snapshot(engine: Engine) -> None:
     """Replicas writing batches of the same new orders at once (no stored row to lock yet):
     whichever inserts first, every order ends with the newest snapshot and its lines, and
@@ -347,6 +417,8 @@ CHECKS: list[Callable[[Engine], None]] = [
     a_short_order_reserves_nothing_and_names_the_short_lines,
     stock_counts_are_absolute_and_keep_reservations,
     racing_reservations_never_oversell,
+    a_batch_of_ledger_moves_is_each_move_in_turn,
+    racing_ledger_batches_never_oversell_nor_deadlock,
     racing_writers_of_new_orders_keep_the_newest_snapshot,
     an_outbox_call_is_claimed_once_and_only_moves_forward,
     actions_are_recorded_once_and_published_once,
