@@ -243,7 +243,7 @@ class ErpStore:
                 self._lock_batch(conn, snapshots)
             results: list[LedgerResult] = []
             for i, snapshot in enumerate(snapshots):
-                result = self._apply_ledger(conn, snapshot, now)
+                result = self._apply_ledger(conn, snapshot, now, locked=True)
                 if actions is not None:
                     insert_actions(conn, actions(i, result))
                 results.append(result)
@@ -258,13 +258,19 @@ class ErpStore:
         order's, then the stock rows of every model they list or hold, each in key order.
         Taken as each order comes, two batches (stock-restore's and auto-cancel's see the
         same orders) would each hold what the other waits for."""
-        orders = sorted({(s.shop_id, s.order_sn): s for s in snapshots}.items())
-        for _, snapshot in orders:
-            self._lock_order(conn, snapshot)
+        orders = sorted({(s.shop_id, s.order_sn) for s in snapshots})
+        # One statement; the sort in the subquery is the order the locks are taken in.
+        conn.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(:ns, hashtext(k)) "
+                "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS o"
+            ),
+            {"ns": _ORDER_LOCK_NAMESPACE, "keys": [f"{shop}:{sn}" for shop, sn in orders]},
+        )
         models = {key for s in snapshots for key in s.quantities()}
         c = stock_ledger.c
         for start in range(0, len(orders), 400):
-            chunk = [key for key, _ in orders[start : start + 400]]
+            chunk = orders[start : start + 400]
             models.update(
                 (int(item), int(model))
                 for item, model in conn.execute(
@@ -322,8 +328,11 @@ class ErpStore:
         with self._engine.connect() as conn:
             return self._held(conn, shop_id, order_sn)
 
-    def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
-        self._lock_order(conn, snapshot)
+    def _apply_ledger(
+        self, conn: sa.Connection, snapshot: OrderSnapshot, now: int, *, locked: bool = False
+    ) -> LedgerResult:
+        if not locked:  # else the caller holds the order's lock already
+            self._lock_order(conn, snapshot)
         quantities = snapshot.quantities()
         held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
         planned = plan_transitions(snapshot.status, quantities, held)

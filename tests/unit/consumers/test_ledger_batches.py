@@ -219,10 +219,12 @@ def test_auto_cancel_in_batches_ends_as_event_by_event(
 class PoisonedStore(ErpStore):
     """Refuses, for good, to move the ledger of order ``POISON``."""
 
-    def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+    def _apply_ledger(
+        self, conn: sa.Connection, snapshot: OrderSnapshot, now: int, *, locked: bool = False
+    ) -> LedgerResult:
         if snapshot.order_sn == "POISON":
             raise Poison("this order can never be applied")
-        return super()._apply_ledger(conn, snapshot, now)
+        return super()._apply_ledger(conn, snapshot, now, locked=locked)
 
 
 def test_a_batch_that_fails_midway_leaves_nothing_applied(tmp_path: Path) -> None:
