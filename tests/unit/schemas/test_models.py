@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import types
 import typing
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import annotated_types
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from schemas.codec import SCHEMA_FILES, schema_for
-from schemas.models import OrderEvent, OrderNotice, Record, make_event_id
+from schemas.models import (
+    _EVENT_ID_NAMESPACE,
+    OrderEvent,
+    OrderNotice,
+    Record,
+    make_event_id,
+    uuid5_text,
+)
 
 
 def _int_kind(info_metadata: list[Any]) -> str:
@@ -199,3 +209,8 @@ def test_a_discriminator_tells_apart_pushes_without_update_time() -> None:
     assert first != second
     assert tracking_push_id("msg-1") == first  # still deterministic
     assert tracking_push_id() not in {first, second, tracking_push_id("")}
+
+
+@given(st.text())
+def test_event_ids_are_uuid5_of_their_parts(name: str) -> None:
+    assert uuid5_text(name) == str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
