@@ -239,56 +239,144 @@ class ErpStore:
         left alone (a caller that decides about a short order before going on)."""
 
         def work(conn: sa.Connection) -> list[LedgerResult]:
-            if self._postgres:
-                self._lock_batch(conn, snapshots)
-            results: list[LedgerResult] = []
-            for i, snapshot in enumerate(snapshots):
-                result = self._apply_ledger(conn, snapshot, now, locked=True)
-                if actions is not None:
-                    insert_actions(conn, actions(i, result))
-                results.append(result)
-                if stop_when_short and result.short:
-                    break
-            return results
+            return self._apply_ledgers(conn, snapshots, now, actions, stop_when_short)
 
         return self._in_write_transaction(work)
 
-    def _lock_batch(self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot]) -> None:
-        """Take, up front, the locks the batch's orders will take one by one: first every
-        order's, then the stock rows of every model they list or hold, each in key order.
-        Taken as each order comes, two batches (stock-restore's and auto-cancel's see the
-        same orders) would each hold what the other waits for."""
+    def _apply_ledgers(
+        self,
+        conn: sa.Connection,
+        snapshots: Sequence[OrderSnapshot],
+        now: int,
+        actions: Callable[[int, LedgerResult], Sequence[ActionRow]] | None,
+        stop_when_short: bool,
+    ) -> list[LedgerResult]:
+        # What _apply_ledger reads for each order (its lines' holdings, whether it is being
+        # cancelled, its models' stock) is read for the whole batch at once, under the same
+        # locks, and kept up to date here as the batch moves; what it writes is written at
+        # the end, a statement per table. A transaction sees only its own writes to what it
+        # locked, so each order decides on exactly what _apply_ledger would read.
         orders = sorted({(s.shop_id, s.order_sn) for s in snapshots})
-        # One statement; the sort in the subquery is the order the locks are taken in.
-        conn.execute(
-            sa.text(
-                "SELECT pg_advisory_xact_lock(:ns, hashtext(k)) "
-                "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS o"
-            ),
-            {"ns": _ORDER_LOCK_NAMESPACE, "keys": [f"{shop}:{sn}" for shop, sn in orders]},
-        )
+        if self._postgres:
+            # One statement; the sort in the subquery is the order the locks are taken in.
+            conn.execute(
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(:ns, hashtext(k)) "
+                    "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS o"
+                ),
+                {"ns": _ORDER_LOCK_NAMESPACE, "keys": [f"{shop}:{sn}" for shop, sn in orders]},
+            )
+        held = self._held_many(conn, orders)
+        cancelling = self._cancelling_many(conn, orders)
         models = {key for s in snapshots for key in s.quantities()}
+        models.update(key for holdings in held.values() for key in holdings)
+        # Stock rows in key order (PostgreSQL: locked), before any order moves: two batches
+        # taking them as each order comes would each hold what the other waits for.
+        levels = self._stock_levels(conn, sorted(models))
+        moved: set[ModelKey] = set()
+        ledger_rows: list[tuple[Any, ...]] = []
+        action_rows: list[ActionRow] = []
+        results: list[LedgerResult] = []
+        for i, snapshot in enumerate(snapshots):
+            order = (snapshot.shop_id, snapshot.order_sn)
+            holdings = held.setdefault(order, {})
+            planned = plan_transitions(snapshot.status, snapshot.quantities(), holdings)
+            if order in cancelling and any(t.after is LineState.RESERVED for t in planned):
+                planned = [t for t in planned if t.after is not LineState.RESERVED]
+            result = LedgerResult()
+            if planned:
+                keys = sorted({(t.item_id, t.model_id) for t in planned})
+                missing = [key for key in keys if key not in levels]
+                if missing:  # a model new to the store: its row, as _apply_ledger makes it
+                    levels.update(self._lock_stock(conn, missing, now))
+                short = shortages(planned, {key: levels[key].available for key in keys})
+                if short:
+                    planned = [t for t in planned if t.after is not LineState.RESERVED]
+                for t in planned:
+                    key = (t.item_id, t.model_id)
+                    before = holdings.get(key)
+                    # The quantity stays the one reserved at step 1 (as _held reads it).
+                    holdings[key] = Holding(
+                        t.after, t.quantity if before is None else before.quantity
+                    )
+                    ledger_rows.append(_ledger_row(snapshot, t, now))
+                for move in stock_moves(planned):
+                    key = (move.item_id, move.model_id)
+                    level = levels[key]
+                    levels[key] = StockLevel(
+                        key[0],
+                        key[1],
+                        level.on_hand + move.on_hand_delta,
+                        level.reserved + move.reserved_delta,
+                    )
+                    moved.add(key)
+                result = LedgerResult(planned, short)
+            results.append(result)
+            if actions is not None:
+                action_rows.extend(actions(i, result))
+            if stop_when_short and result.short:
+                break
+        bulk.insert_rows(conn, stock_ledger, _LEDGER_COLUMNS, ledger_rows)
+        # The rows are locked: their new values are what the moves added up to.
+        bulk.update_rows(
+            conn,
+            erp_stock,
+            ("item_id", "model_id"),
+            ("on_hand", "reserved", "updated_at"),
+            [(*key, levels[key].on_hand, levels[key].reserved, now) for key in sorted(moved)],
+        )
+        insert_actions(conn, action_rows)
+        return results
+
+    def _held_many(
+        self, conn: sa.Connection, orders: Sequence[OrderKey]
+    ) -> dict[OrderKey, dict[ModelKey, Holding]]:
+        """``_held`` of each of ``orders``."""
         c = stock_ledger.c
+        held: dict[OrderKey, dict[ModelKey, Holding]] = {}
         for start in range(0, len(orders), 400):
-            chunk = orders[start : start + 400]
-            models.update(
-                (int(item), int(model))
-                for item, model in conn.execute(
-                    sa.select(c.item_id, c.model_id)
-                    .distinct()
-                    .where(sa.tuple_(c.shop_id, c.order_sn).in_(chunk))
+            rows = conn.execute(
+                sa.select(c.shop_id, c.order_sn, c.item_id, c.model_id, c.to_state, c.quantity)
+                .where(sa.tuple_(c.shop_id, c.order_sn).in_(orders[start : start + 400]))
+                .order_by(c.step)
+            )
+            for row in rows:
+                holdings = held.setdefault((int(row.shop_id), str(row.order_sn)), {})
+                key = (int(row.item_id), int(row.model_id))
+                quantity = holdings[key].quantity if key in holdings else int(row.quantity)
+                holdings[key] = Holding(LineState(row.to_state), quantity)
+        return held
+
+    def _cancelling_many(self, conn: sa.Connection, orders: Sequence[OrderKey]) -> set[OrderKey]:
+        """Which of ``orders`` ``_cancelling`` holds for."""
+        c = shopee_outbox.c
+        found: set[OrderKey] = set()
+        for start in range(0, len(orders), 400):
+            rows = conn.execute(
+                sa.select(c.shop_id, c.order_sn).where(
+                    sa.tuple_(c.shop_id, c.order_sn).in_(orders[start : start + 400]),
+                    c.kind == CANCEL_ORDER_KIND,
+                    c.state != "failed",
                 )
             )
-        # Rows that exist; a model seen for the first time gets its row (and lock) when an
-        # order first moves it, as in apply_ledger.
-        s, keys = erp_stock.c, sorted(models)
+            found.update((int(shop_id), str(order_sn)) for shop_id, order_sn in rows)
+        return found
+
+    def _stock_levels(
+        self, conn: sa.Connection, keys: Sequence[ModelKey]
+    ) -> dict[ModelKey, StockLevel]:
+        """The stock rows of ``keys`` that exist, locked (PostgreSQL) in key order."""
+        s = erp_stock.c
+        levels: dict[ModelKey, StockLevel] = {}
         for start in range(0, len(keys), 400):
-            conn.execute(
-                sa.select(s.item_id)
+            rows = conn.execute(
+                sa.select(erp_stock)
                 .where(sa.tuple_(s.item_id, s.model_id).in_(keys[start : start + 400]))
                 .order_by(s.item_id, s.model_id)
                 .with_for_update()
-            ).all()
+            )
+            levels.update({(int(r.item_id), int(r.model_id)): _level(r) for r in rows})
+        return levels
 
     def claim_cancel(
         self, snapshot: OrderSnapshot, payload: str, now: int, *, budget: int, since: int
@@ -328,11 +416,8 @@ class ErpStore:
         with self._engine.connect() as conn:
             return self._held(conn, shop_id, order_sn)
 
-    def _apply_ledger(
-        self, conn: sa.Connection, snapshot: OrderSnapshot, now: int, *, locked: bool = False
-    ) -> LedgerResult:
-        if not locked:  # else the caller holds the order's lock already
-            self._lock_order(conn, snapshot)
+    def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
+        self._lock_order(conn, snapshot)
         quantities = snapshot.quantities()
         held = self._held(conn, snapshot.shop_id, snapshot.order_sn)
         planned = plan_transitions(snapshot.status, quantities, held)
@@ -350,21 +435,7 @@ class ErpStore:
             conn.execute(
                 sa.insert(stock_ledger),
                 [
-                    {
-                        "shop_id": snapshot.shop_id,
-                        "order_sn": snapshot.order_sn,
-                        "item_id": t.item_id,
-                        "model_id": t.model_id,
-                        "step": t.step,
-                        "from_state": t.before.value,
-                        "to_state": t.after.value,
-                        "quantity": t.quantity,
-                        "on_hand_delta": t.on_hand_delta,
-                        "reserved_delta": t.reserved_delta,
-                        "order_status": snapshot.status,
-                        "order_update_time": snapshot.update_time,
-                        "recorded_at": now,
-                    }
+                    dict(zip(_LEDGER_COLUMNS, _ledger_row(snapshot, t, now), strict=True))
                     for t in planned
                 ],
             )
@@ -533,6 +604,42 @@ class ErpStore:
                 if sqlstate not in _RETRY_SQLSTATES or attempt == self._attempts:
                     raise
         raise AssertionError("unreachable")
+
+
+_LEDGER_COLUMNS = (
+    "shop_id",
+    "order_sn",
+    "item_id",
+    "model_id",
+    "step",
+    "from_state",
+    "to_state",
+    "quantity",
+    "on_hand_delta",
+    "reserved_delta",
+    "order_status",
+    "order_update_time",
+    "recorded_at",
+)
+
+
+def _ledger_row(snapshot: OrderSnapshot, t: Transition, now: int) -> tuple[Any, ...]:
+    """The ``stock_ledger`` row of ``t``, in ``_LEDGER_COLUMNS`` order."""
+    return (
+        snapshot.shop_id,
+        snapshot.order_sn,
+        t.item_id,
+        t.model_id,
+        t.step,
+        t.before.value,
+        t.after.value,
+        t.quantity,
+        t.on_hand_delta,
+        t.reserved_delta,
+        snapshot.status,
+        snapshot.update_time,
+        now,
+    )
 
 
 _ORDER_KEY = ("shop_id", "order_sn")

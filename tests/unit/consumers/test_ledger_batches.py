@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from consumers.auto_cancel import AutoCancel, AutoCancelConfig
-from consumers.erp.outbox import ActionRecord, Outbox
+from consumers.erp.outbox import ActionRecord, ActionRow, Outbox
 from consumers.erp.snapshot import OrderSnapshot
 from consumers.erp.store import ErpStore, LedgerResult, StockCount
 from consumers.erp.tables import order_actions, shopee_outbox, stock_ledger
@@ -217,25 +217,35 @@ def test_auto_cancel_in_batches_ends_as_event_by_event(
 
 
 class PoisonedStore(ErpStore):
-    """Refuses, for good, to move the ledger of order ``POISON``."""
+    """Refuses, for good, to move the ledger of order ``POISON`` (and so any batch with it)."""
 
-    def _apply_ledger(
-        self, conn: sa.Connection, snapshot: OrderSnapshot, now: int, *, locked: bool = False
-    ) -> LedgerResult:
+    def apply_ledgers(
+        self, snapshots: Sequence[OrderSnapshot], now: int, **options: Any
+    ) -> list[LedgerResult]:
+        if any(s.order_sn == "POISON" for s in snapshots):
+            raise Poison("this order can never be applied")
+        return super().apply_ledgers(snapshots, now, **options)
+
+    def _apply_ledger(self, conn: sa.Connection, snapshot: OrderSnapshot, now: int) -> LedgerResult:
         if snapshot.order_sn == "POISON":
             raise Poison("this order can never be applied")
-        return super()._apply_ledger(conn, snapshot, now, locked=locked)
+        return super()._apply_ledger(conn, snapshot, now)
 
 
 def test_a_batch_that_fails_midway_leaves_nothing_applied(tmp_path: Path) -> None:
     engine = migrated_engine(tmp_path)
-    store = PoisonedStore(engine)
+    store = ErpStore(engine)
     store.import_stock([StockCount(1001, 1, 10)], now=1)
     before = state(engine)
-    batch = [order_event(sn, lines=((1001, 1, 2),)) for sn in ("A", "B", "POISON", "C")]
-    with pytest.raises(Poison):
-        store.apply_ledgers([OrderSnapshot.from_event(e) for e in batch], T0)
-    # A and B were moved inside the transaction that failed: neither stock nor ledger show it.
+    batch = [order_event(sn, lines=((1001, 1, 2),)) for sn in ("A", "B", "C", "D")]
+
+    def actions(i: int, result: LedgerResult) -> list[ActionRow]:
+        # The third order's action cannot be stored: the batch fails at its last write.
+        return [ActionRow(f"a{i}", SHOP, "C", None, "k", "applied", "{}", 1)] if i == 2 else []  # type: ignore[arg-type]
+
+    with pytest.raises(sa.exc.IntegrityError):
+        store.apply_ledgers([OrderSnapshot.from_event(e) for e in batch], T0, actions=actions)
+    # The moves written before it failed: neither stock nor ledger show them.
     assert state(engine) == before
 
 
