@@ -498,7 +498,7 @@ def _drive(sandbox: SandboxProcess, tracker: CommitTracker, pids: Mapping[str, i
     started = time.time()
     window = (started + WARMUP, started + WARMUP + MEASURE)
     time.sleep(WARMUP)
-    pids = {**pids, "sandbox": sandbox.pid}
+    pids = {**_with_relays(pids), "sandbox": sandbox.pid}
     before, waited_before = _cpu_now(pids), _waits(pids)
     time.sleep(max(0.0, window[1] - time.time()))
     after, waited_after = _cpu_now(pids), _waits(pids)
@@ -543,6 +543,28 @@ def run_queue_seconds(pid: int) -> float | None:
         except (OSError, IndexError, ValueError):
             continue  # the thread ended between the listing and the read
     return total / 1e9
+
+
+def _with_relays(pids: Mapping[str, int]) -> dict[str, int]:
+    """``pids`` and, for each process that has one, its action relay (the child process an
+    ``orderflow consume`` publishes OrderActions from), as "NAME relay"."""
+    found = dict(pids)
+    for name, pid in pids.items():
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as listing:
+                children = [int(child) for child in listing.read().split()]
+        except OSError:
+            continue
+        for child in children:
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                    command = cmdline.read()
+            except OSError:
+                continue
+            # multiprocessing's spawn runs the relay; its resource tracker is another child.
+            if b"spawn_main" in command:
+                found[f"{name} relay"] = child
+    return found
 
 
 def _waits(pids: Mapping[str, int]) -> dict[str, float | None]:
