@@ -448,6 +448,9 @@ class Producer:
             return  # closed when it stopped answering; no replacement was made yet
         with self._renewal_lock:
             producer = self._producer
+            renewing = self._renewing
+        if renewing:
+            return  # the old producer is force-closed by the renewal, which stops on _closing
         try:
             producer.flush(timeout=timeout)
         except kafka.errors.KafkaError as exc:
