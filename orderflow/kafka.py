@@ -186,7 +186,7 @@ class Producer:
         kafka-python 3.0 drops the id when a batch it had already sent expires (a broker
         outage longer than ``delivery_timeout_ms``) but stays in state READY, and only asks
         for a new id from UNINITIALIZED: its I/O thread then waits for an id forever and no
-        record is ever sent again (docs/reliability.md, "Known failures"). A new producer
+        record is ever sent again (docs/reliability.md, "kafka-python defects"). A new producer
         gets a new id; what the old one still held fails, so its callers retry as after any
         unacknowledged write.
         """
