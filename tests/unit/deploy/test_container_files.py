@@ -154,7 +154,7 @@ def test_the_oci_labels_are_set(stages: list[Stage]) -> None:
     runtime = stages[-1]
     labels = label_keys(runtime)
     assert set(labels) >= OCI_LABELS, f"missing: {sorted(OCI_LABELS - set(labels))}"
-    assert labels["org.opencontainers.image.licenses"] == _project()["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"] == _project()["license"]  # SPDX
     args = {a.partition("=")[0] for a in runtime.all("ARG")}
     for label, arg in [("version", "VERSION"), ("revision", "REVISION"), ("created", "CREATED")]:
         assert labels[f"org.opencontainers.image.{label}"] == "${" + arg + "}"
