@@ -368,6 +368,7 @@ class ErpStore:
         """The stock rows of ``keys`` that exist, locked (PostgreSQL) in key order."""
         s = erp_stock.c
         levels: dict[ModelKey, StockLevel] = {}
+        # Chunks keep the IN list inside every database's parameter limit.
         for start in range(0, len(keys), 400):
             rows = conn.execute(
                 sa.select(erp_stock)
@@ -579,18 +580,7 @@ class ErpStore:
                 for i, m in keys
             ],
         )
-        s = erp_stock.c
-        levels: dict[ModelKey, StockLevel] = {}
-        # Chunks keep the IN list inside every database's parameter limit.
-        for start in range(0, len(keys), 400):
-            rows = conn.execute(
-                sa.select(erp_stock)
-                .where(sa.tuple_(s.item_id, s.model_id).in_(keys[start : start + 400]))
-                .order_by(s.item_id, s.model_id)
-                .with_for_update()
-            )
-            levels.update({(int(r.item_id), int(r.model_id)): _level(r) for r in rows})
-        return levels
+        return self._stock_levels(conn, keys)
 
     # -- transactions ------------------------------------------------------------------
 
