@@ -10,8 +10,10 @@ drop repeats by it). Where the publisher runs is ``consumers.publishing``'s busi
 
 A consumer that records an action per event (erp-sync) builds it as its JSON values
 (``action_values``) and stores those (``action_row``): no model is built or validated on the
-way, and the row reads back as the same ``OrderAction`` that ``make_action`` builds. erp-sync
-stores each action as its Kafka record only (``ActionEncoder``), not as JSON as well.
+way, and the row reads back as the same ``OrderAction`` that ``make_action`` builds. The
+publisher encodes it (``ActionEncoder``) on its own core. Rows written by earlier versions of
+erp-sync hold the encoded record instead of the JSON (``action_row`` with an encoder); both
+publish the same bytes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import click
 import httpx
 
 from consumers import collector
-from consumers.actions import ActionEncoder
 from consumers.auto_cancel import AutoCancel, AutoCancelConfig
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
@@ -54,8 +53,7 @@ def erp_sync_handler(parts: ProcessParts) -> Handler:
             token=settings.erp_http_token,
         )
     else:
-        codec = AvroCodec(OrderAction, settings.topic_actions, parts.registry)
-        target = StoreTarget(ErpStore(parts.engine), ActionEncoder(codec))
+        target = StoreTarget(ErpStore(parts.engine))
     return ErpSync(target)
 
 

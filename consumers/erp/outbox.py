@@ -268,7 +268,8 @@ class ActionRecord:
     by the next one.
 
     Reading actions back as ``OrderAction`` (``unpublished``, ``all``) needs ``codec`` for
-    rows recorded with their Kafka record only (erp-sync's); publishing never does."""
+    rows recorded with their Kafka record only (erp-sync's before 2026-12); publishing never
+    does."""
 
     def __init__(self, engine: Engine, codec: AvroCodec[OrderAction] | None = None) -> None:
         self._engine = engine
