@@ -445,6 +445,7 @@ def _consumer_round(world: _World, subject: Subject, events: int) -> _Run:
                             f"{events} records"
                         )
                     finished += runtime.run_once(parts.stop)
+                runtime.commit_finished()  # every offset in, as a stopping consumer leaves it
                 # Publishing the actions is part of the work: the clock runs until they are out.
                 runtime.flush_actions(TIMEOUT)
                 seconds, cpu = clock.stop()

@@ -110,6 +110,7 @@ def build_runtime(parts: ProcessParts, handler: Handler, consumer: Consumer) -> 
         config=RuntimeConfig(
             max_batch=settings.consumer_max_batch,
             blocked_retry=settings.consumer_blocked_retry_seconds,
+            commit_interval=settings.consumer_commit_interval_seconds,
         ),
     )
 

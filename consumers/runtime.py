@@ -21,8 +21,9 @@ One batch:
      the rest is read again after a backoff; ``/healthz`` stays green meanwhile;
    * anything else -> the process crashes loudly (Kubernetes restarts it; nothing
      unfinished was committed);
-4. wait for the dead letters' acknowledgements, commit the offsets, and tell the action
-   outlet (``consumers.publishing``) that the handler recorded actions to publish.
+4. wait for the dead letters' acknowledgements, commit the offsets (at most once per
+   ``commit_interval``; at once after a failure, on a rebalance and at a stop), and tell the
+   action outlet (``consumers.publishing``) that the handler recorded actions to publish.
 
 A circuit breaker (``consumers.breaker``) stops the consumer instead of dead-lettering when
 most recent records were poison. SIGTERM sets the stop flag; the batch in hand finishes and
@@ -87,7 +88,7 @@ class RecordSource(Protocol):
         self, timeout: float = 1.0, max_records: int | None = None
     ) -> list[ConsumedRecord]: ...
 
-    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None: ...
+    def commit(self, next_offsets: Mapping[tuple[str, int], int], *, wait: bool = True) -> None: ...
 
     def seek(self, topic: str, partition: int, offset: int) -> None: ...
 
@@ -157,6 +158,11 @@ class RuntimeConfig:
     # How often the database is asked which shops have parked records (another replica,
     # or this process before a restart, may have parked them).
     parked_scan_interval: float = 10.0
+    # At most one offset commit per this many seconds (0: after every batch). Effects are
+    # durable and idempotent before their offsets are committed, so a longer interval only
+    # means more records read again after a crash; a rebalance, a failure and a stop commit
+    # at once.
+    commit_interval: float = 0.0
 
 
 def blocked_reason(exc: BaseException) -> str:
@@ -184,6 +190,7 @@ class ConsumerRuntime:
     _next_parked_scan: float = 0.0
     _recorded: bool = False  # effects finished since the outlet was last told
     _last_timestamp_ms: dict[tuple[str, int], int] = field(default_factory=dict)
+    _next_commit: float = 0.0  # from when (``clock``) finished offsets are committed
 
     def __post_init__(self) -> None:
         # Every series this consumer may report exists from the start, at zero: Prometheus's
@@ -213,6 +220,16 @@ class ConsumerRuntime:
                 self.run_once(stop)
             if heartbeat is not None:
                 heartbeat.beat()
+        self.commit_finished()
+
+    def commit_finished(self) -> None:
+        """Commit the offsets of every record finished so far, now (at a stop: the group's
+        next member starts after them). A failure is logged: those records are read again
+        and change nothing."""
+        try:
+            self._commit_due(force=True)
+        except KafkaUnavailable as exc:
+            log.warning("%s: could not commit finished records: %s", self.name, exc)
 
     def ready(self) -> bool:
         return not self.breaker.open
@@ -234,6 +251,7 @@ class ConsumerRuntime:
                 self.config.poll_timeout, max_records=self.config.max_batch
             )
             finished = self._process(records) if records else 0
+            self._commit_due()  # also when idle: offsets held back by the interval
             if self.actions is not None:
                 if self._recorded:
                     self.actions.committed()
@@ -265,13 +283,15 @@ class ConsumerRuntime:
         return finished
 
     def on_revoked(self, partitions: list[tuple[str, int]]) -> None:
-        """Rebalance: commit what is finished on the partitions going away (normally
-        nothing: every batch commits before the next poll)."""
+        """Rebalance or close: commit what is finished on the partitions going away (what
+        the commit interval held back). Sent without waiting: kafka-python runs this on its
+        I/O thread, where waiting is refused (``Consumer.commit``). If it is lost, the next
+        owner reads those records again, and they change nothing."""
         gone = set(partitions)
         offsets = {tp: offset for tp, offset in self._uncommitted.items() if tp in gone}
         if offsets:
             try:
-                self.consumer.commit(offsets)
+                self.consumer.commit(offsets, wait=False)
             except KafkaUnavailable as exc:
                 log.warning("%s: could not commit before the rebalance: %s", self.name, exc)
         for tp in gone:
@@ -290,7 +310,7 @@ class ConsumerRuntime:
         except BaseException as exc:
             # Keep what finished; whatever failed (and what follows it) is read again.
             try:
-                self._commit(records, done, pending)
+                self._commit(records, done, pending, force=True)
             except KafkaUnavailable as commit_failure:
                 log.warning("%s: could not commit finished records: %s", self.name, commit_failure)
             # Even when that commit failed: else the unfinished records would be skipped.
@@ -426,10 +446,13 @@ class ConsumerRuntime:
         records: Sequence[ConsumedRecord],
         done: Sequence[ConsumedRecord],
         pending: Sequence[Future[Placed]],
+        *,
+        force: bool = False,
     ) -> None:
         """Commit, per partition, up to the first record of ``records`` not ``done``: records
         finish out of offset order (a batch first, then poison and parked ones), and a
-        committed offset must never pass one that did not finish."""
+        committed offset must never pass one that did not finish. Without ``force``, only
+        once ``config.commit_interval`` passed since the last commit."""
         wait_all(pending, time.monotonic() + 30.0, what="dead letters")
         owned = self.consumer.assignment()
         finished = {(r.topic, r.partition, r.offset) for r in done}
@@ -441,9 +464,17 @@ class ConsumerRuntime:
             self._last_timestamp_ms[tp] = max(
                 self._last_timestamp_ms.get(tp, 0), record.timestamp_ms
             )
-        if self._uncommitted:
-            self.consumer.commit(self._uncommitted)
-            self._uncommitted = {}
+        self._commit_due(force)
+
+    def _commit_due(self, force: bool = False) -> None:
+        if not self._uncommitted:
+            return
+        now = self.clock()
+        if not force and now < self._next_commit:
+            return
+        self.consumer.commit(self._uncommitted)
+        self._uncommitted = {}
+        self._next_commit = now + self.config.commit_interval
 
     def _observe_lag(self) -> None:
         now_ms = self.clock() * 1000

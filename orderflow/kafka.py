@@ -688,12 +688,21 @@ class Consumer:
             raise KafkaUnavailable(f"poll failed: {exc}") from exc
         return [_consumed(raw) for raw_records in batches.values() for raw in raw_records]
 
-    def commit(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit, per (topic, partition), the offset of the next record to read."""
+    def commit(self, next_offsets: Mapping[tuple[str, int], int], *, wait: bool = True) -> None:
+        """Commit, per (topic, partition), the offset of the next record to read.
+
+        ``wait=False`` only sends the commit (its failure is logged): the one way to commit
+        from ``on_revoked``, which kafka-python 3 runs on its I/O thread, where a waiting
+        call raises ``RuntimeError`` ("Cannot block on net.run() from the IO thread") and
+        the rebalance or ``close`` then fails with "User rebalance callback throws an error".
+        """
         if not next_offsets:
             return
         try:
-            self._consumer.commit(_offsets(next_offsets))
+            if wait:
+                self._consumer.commit(_offsets(next_offsets))
+            else:
+                self._consumer.commit_async(_offsets(next_offsets), callback=_log_commit)
         except kafka.errors.KafkaError as exc:
             raise KafkaUnavailable(f"offset commit failed: {exc}") from exc
 
@@ -746,6 +755,12 @@ class Consumer:
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.
         self._consumer.close(autocommit=False)
+
+
+def _log_commit(offsets: Mapping[Any, Any], response: object) -> None:
+    if isinstance(response, Exception):
+        # The records are read again by whoever owns the partition next, to no effect.
+        log.warning("offset commit not acknowledged (%s): %s", response, dict(offsets))
 
 
 def _offsets(next_offsets: Mapping[tuple[str, int], int]) -> dict[Any, Any]:

@@ -99,6 +99,7 @@ def make_rig(engine: Engine, metrics: Metrics) -> MakeRig:
         partitions: int = 1,
         breaker: CircuitBreaker | None = None,
         max_batch: int = 500,
+        commit_interval: float = 0.0,
     ) -> Rig:
         source = InMemorySource(partitions=partitions)
         actions = ActionRecord(engine)
@@ -125,7 +126,12 @@ def make_rig(engine: Engine, metrics: Metrics) -> MakeRig:
             ),
             metrics=metrics,
             breaker=breaker or CircuitBreaker(),
-            config=RuntimeConfig(max_batch=max_batch, poll_timeout=0.0, blocked_retry=300.0),
+            config=RuntimeConfig(
+                max_batch=max_batch,
+                poll_timeout=0.0,
+                blocked_retry=300.0,
+                commit_interval=commit_interval,
+            ),
             clock=clock,
         )
         codec = AvroCodec(OrderEvent, TOPIC, registry)
@@ -616,6 +622,38 @@ def test_a_stop_finishes_and_commits_the_batch_in_hand(make_rig: MakeRig) -> Non
     assert r.source.polls == 1
 
 
+def test_offsets_are_committed_at_most_once_per_interval_and_when_idle_once_due(
+    make_rig: MakeRig,
+) -> None:
+    r = make_rig(max_batch=2, commit_interval=5.0)
+    r.add(*events("A", "B", "C", "D", "E"))
+    r.run_once()
+    assert r.source.commits == [{P0: 2}]  # the first batch commits at once
+    r.run_once()
+    r.clock.advance(4.9)
+    r.run_once()
+    assert r.source.commits == [{P0: 2}]  # C, D and E are finished, held back
+    assert r.handler.applied == ["A", "B", "C", "D", "E"]
+    r.clock.advance(0.1)
+    assert r.run_once() == 0  # nothing left to read; the held-back offsets are due
+    assert r.source.commits == [{P0: 2}, {P0: 5}]
+
+
+def test_a_failure_and_a_stop_commit_what_the_interval_held_back(make_rig: MakeRig) -> None:
+    r = make_rig(max_batch=1, commit_interval=60.0)
+    r.add(*events("A", "B", "C", "D", "E"))
+    r.handler.fail("D", Transient("the ERP is busy"), times=1)
+    assert [r.run_once() for _ in range(3)] == [1, 1, 1]
+    assert r.source.commits == [{P0: 1}]  # B and C held back
+    assert r.run_once() == 0  # D failed: what finished before it is committed at once
+    assert r.source.committed == {P0: 3}
+    stop = InstantStop()
+    r.handler.on_call = lambda _: stop.set()
+    r.runtime.run(stop)  # D is handled, then the stop commits it
+    assert r.handler.applied == ["A", "B", "C", "D"]
+    assert r.source.committed == {P0: 4}
+
+
 # -- rebalances and lag -----------------------------------------------------------------------
 
 
@@ -628,6 +666,8 @@ def test_a_revoked_partition_gets_its_finished_offsets_committed(make_rig: MakeR
     assert r.source.committed == {}
     r.runtime.on_revoked([P0])
     assert r.source.committed == {P0: 2}
+    # Sent without waiting: kafka-python runs the listener on its I/O thread.
+    assert r.source.sent_only == [{P0: 2}]
     r.runtime.on_revoked([P0])  # nothing left to commit there
     assert r.source.commits == [{P0: 2}]
     assert r.metric("orderflow_consumer_lag_records", consumer=NAME, partition="0") == 0

@@ -149,8 +149,8 @@ class InMemorySource:
     ``poll`` returns the records after each assigned partition's position, partition by
     partition in offset order, at most ``max_records`` in all, and moves the positions past
     them; ``seek`` moves a position back; ``commit`` keeps what was committed (and every
-    commit, in order). ``fail_commits`` makes the next that many commits fail as the broker
-    would (``KafkaUnavailable``).
+    commit, in order; ``sent_only`` those sent without waiting). ``fail_commits`` makes the
+    next that many commits fail as the broker would (``KafkaUnavailable``).
     """
 
     def __init__(self, topic: str = TOPIC, partitions: int = 1) -> None:
@@ -162,6 +162,7 @@ class InMemorySource:
         self.assigned: set[TopicPartition] = set(self.logs)
         self.committed: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, int]] = []
+        self.sent_only: list[dict[TopicPartition, int]] = []
         self.seeks: list[tuple[str, int, int]] = []
         self.polls = 0
         self.fail_commits = 0
@@ -204,7 +205,9 @@ class InMemorySource:
             self.positions[tp] += len(taken)
         return batch
 
-    def commit(self, next_offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, next_offsets: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
+        if not wait:
+            self.sent_only.append(dict(next_offsets))
         if self.fail_commits:
             self.fail_commits -= 1
             raise KafkaUnavailable("offset commit failed: the broker is away (twin)")
