@@ -11,15 +11,40 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def process_seconds(pid: int | None) -> float | None:
-    """CPU seconds (user + system, every thread) of ``pid`` so far."""
+    """CPU seconds (user + system, every thread) of ``pid`` and the processes it started
+    (the webhook's Kafka writer, say) so far."""
     if pid is None:
         return None
+    own = _stat(pid)
+    if own is None:
+        return None
+    total = 0.0
+    for stat in [own, *_descendants(pid)]:
+        total += (int(stat[11]) + int(stat[12])) / _TICK
+    return total
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 on)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
+            return stat.read().rpartition(")")[2].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _descendants(pid: int) -> list[list[str]]:
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            stats[int(entry)] = stat
+    found: list[list[str]] = []
+    parents = {pid}
+    while parents:
+        children = {child for child, stat in stats.items() if int(stat[1]) in parents}
+        found += [stats[child] for child in children]
+        parents = children
+    return found
 
 
 def machine_seconds() -> float | None:

@@ -137,9 +137,10 @@ def _serve_webhook(env: dict[str, str], port: int) -> None:
 def _serving(
     name: str, port: int, target: Callable[..., object], *args: object
 ) -> Iterator[BaseProcess]:
-    """Start a server process and wait until ``/healthz`` answers; stop it on the way out."""
+    """Start a server process and wait until ``/healthz`` answers; stop it on the way out.
+    Not a daemon: the webhook starts its Kafka writer process (producers.writer)."""
     process = multiprocessing.get_context("spawn").Process(
-        target=target, args=args, name=name, daemon=True
+        target=target, args=args, name=name, daemon=False
     )
     process.start()
     try:
@@ -214,6 +215,7 @@ def _cpu_note(what: str, outcome: Outcome) -> str:
     per_push = ""
     if outcome.cpu.process is not None and outcome.answered:
         per_push = f"; server CPU per push {outcome.cpu.process / outcome.per_second * 1e6:.0f} us"
+    # "server": the server process with those it started (the webhook's Kafka writer).
     return f"{what}: {outcome.cpu.describe('load generator', 'server')}{per_push}"
 
 

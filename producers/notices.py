@@ -19,7 +19,6 @@ from orderflow.kafka import (
     KafkaUnavailable,
     Outcome,
     Placed,
-    Producer,
     settler,
     wait_all,
 )
@@ -105,10 +104,25 @@ class NoticeSink(Protocol):
         ...
 
 
+class RecordQueue(Protocol):
+    """Where a ``NoticeWriter`` queues records: ``Producer`` in this process, or
+    ``producers.writer.WriterProcess`` (the webhook's)."""
+
+    def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers | None = None,
+        on_done: Callable[[Outcome], None],
+    ) -> None: ...
+
+
 class NoticeWriter:
     """Writes notices to the notices topic; nothing counts as written until acknowledged."""
 
-    def __init__(self, producer: Producer, codec: AvroCodec[OrderNotice], metrics: Metrics):
+    def __init__(self, producer: RecordQueue, codec: AvroCodec[OrderNotice], metrics: Metrics):
         self._producer = producer
         self._codec = codec
         self._metrics = metrics

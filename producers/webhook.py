@@ -46,6 +46,7 @@ from orderflow.kafka import KafkaUnavailable, Outcome, Placed
 from orderflow.metrics import Metrics
 from producers.notices import NoticeSink, notice_from_push
 from producers.state import AuthState, ShopAuthorization, ShopAuthorizations
+from producers.writer import WriterProcess, stop_this_process
 from shopee.errors import MalformedPush
 from shopee.push import (
     AuthorizationExpiryPush,
@@ -398,17 +399,27 @@ def webhook_command(port: int | None) -> None:
     """
     from producers.wiring import Ingest
 
-    # A few milliseconds of linger batch concurrent pushes into one produce request: less
-    # CPU per push under load, for a few ms of acknowledgement latency. No compression: a
-    # notice is ~200 bytes and a partition's batch holds a handful, which gzip does not
-    # shrink, while setting it up for each batch cost the I/O thread ~0.1 ms.
-    ingest = Ingest.open("webhook", producer_options={"linger_ms": 5, "compression_type": None})
+    ingest = Ingest.open("webhook")
     try:
         verifier = PushVerifier.from_settings(ingest.settings)
         ingest.producer.warm_up(ingest.settings.topic_notices)
+        # Notices are produced from a child process, on the other core (producers.writer);
+        # this process's own producer only answers /readyz. A millisecond of linger batches
+        # concurrent pushes into one produce request; the child's CPU is not the webhook's,
+        # so more requests cost the answers nothing, while a longer linger would add to
+        # every acknowledgement. No compression: a notice is ~200 bytes and a partition's
+        # batch holds a handful, which gzip does not shrink.
+        writer = WriterProcess(
+            ingest.settings,
+            ingest.metrics,
+            warm_up=ingest.settings.topic_notices,
+            producer_options={"linger_ms": 1, "compression_type": None},
+            on_lost=stop_this_process,
+        )
+        ingest.on_close(writer.close)  # after uvicorn answered what was in flight
         webhook = Webhook(
             verifier=verifier,
-            notices=ingest.notice_writer(),
+            notices=ingest.notice_writer(writer),
             authorizations=ShopAuthorizations(ingest.engine),
             metrics=ingest.metrics,
             max_body_bytes=ingest.settings.webhook_max_body_bytes,
@@ -424,8 +435,6 @@ def webhook_command(port: int | None) -> None:
             # Shopee retries a push it got no answer for; a long drain helps nobody.
             timeout_graceful_shutdown=5,
         )
-        # The GIL switch interval stays at its 5 ms default: at 1 ms the forced hand-overs
-        # to the producer's I/O thread cost a third of the throughput and did not help p99.
         _settle_the_heap()
         # uvicorn handles SIGTERM itself: it stops accepting, answers what is in flight.
         uvicorn.Server(config).run()
