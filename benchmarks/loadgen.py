@@ -62,6 +62,7 @@ class Outcome:
     statuses: Counter[int] = field(default_factory=Counter)  # all pushes; 0 = connection error
     latencies: list[float] = field(default_factory=list)  # open loop, seconds, window only
     cpu: Cpu | None = None
+    connections: int = 0  # how many the load was driven over
 
     @property
     def per_second(self) -> float:
@@ -160,7 +161,7 @@ async def closed_loop(target: Target, load: Load) -> Outcome:
     pushes = _Pushes(target)
     start = time.monotonic() + load.warmup
     end = start + load.duration
-    outcome = Outcome(seconds=load.duration, answered=0)
+    outcome = Outcome(seconds=load.duration, answered=0, connections=load.connections)
 
     async def keep_sending(connection: _Connection) -> None:
         while time.monotonic() < end:
@@ -185,7 +186,7 @@ async def open_loop(target: Target, load: Load) -> Outcome:
     first = time.monotonic() + 0.1
     start = first + load.warmup
     total = round(load.rate * (load.warmup + load.duration))
-    outcome = Outcome(seconds=load.duration, answered=0)
+    outcome = Outcome(seconds=load.duration, answered=0, connections=load.connections)
 
     async def one(scheduled: float) -> None:
         connection = await idle.get()
@@ -254,4 +255,5 @@ def pooled(outcomes: list[Outcome]) -> Outcome:
         statuses=statuses,
         latencies=[x for o in outcomes for x in o.latencies],
         cpu=cpu_mean([(o.cpu, o.seconds) for o in outcomes if o.cpu is not None]),
+        connections=max((o.connections for o in outcomes), default=0),
     )

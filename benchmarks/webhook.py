@@ -11,9 +11,13 @@ loop, no access log), also in a process of its own.
 One load generator, in a third process, drives both with the same signed code-3 pushes
 (distinct order_sn each) over as many keep-alive connections:
 
-* pushes/s, closed loop over ``CONNECTIONS`` connections, the best of ``THROUGHPUT_ROUNDS``
-  equal rounds of each (as in ``benchmarks/codec.py``); target: the webhook serves at least
-  0.4 of what the bare endpoint serves;
+* pushes/s, each side's capacity: closed loops over each of ``THROUGHPUT_CONNECTIONS``
+  connection counts, ``THROUGHPUT_ROUNDS`` equal rounds of each, and the best round of each
+  side counts (as in ``benchmarks/codec.py``). One count is not enough: a closed loop carries
+  at most as many pushes as it has connections, so with too few it measures the answer's
+  latency (Little's law) instead of what the server can serve, and with too many the bare
+  endpoint loses to its own connection handling. Target: the webhook serves at least 0.4 of
+  what the bare endpoint serves;
 * acknowledgement latency p50/p99 at a fixed offered rate of ``RATE`` pushes/s (open loop,
   from the scheduled send to the answer), over all ``LATENCY_ROUNDS`` rounds of each; target:
   p99 at most 100 ms.
@@ -57,7 +61,8 @@ from orderflow.topics import plan
 from producers.webhook import PUSH_PATH
 from tests.integration.stack import Stack, free_port
 
-CONNECTIONS = 32
+CONNECTIONS = 32  # the latency rounds
+THROUGHPUT_CONNECTIONS = (32, 128)
 RATE = 500.0
 # Each round measures the bare endpoint, then the webhook, on fresh connections after a
 # warm-up; rounds repeat so that a burst of other load on the machine cannot favour one side.
@@ -278,16 +283,19 @@ def _measure_on(settings: Settings, unique: str) -> _Measured:
             prefix = f"B{unique}{run}"
             return Target(HOST, bare_port, PUSH_PATH, bare_url, PUSH_KEY, SHOP_ID, prefix, bare.pid)
 
-        closed = Load(CONNECTIONS, WARMUP, THROUGHPUT_SECONDS)
         opened = Load(CONNECTIONS, WARMUP, LATENCY_SECONDS, rate=RATE)
         jobs = []
         for i in range(THROUGHPUT_ROUNDS):
-            jobs += [(plain(f"t{i}"), closed), (hook(f"t{i}"), closed)]
+            for connections in THROUGHPUT_CONNECTIONS:
+                closed = Load(connections, WARMUP, THROUGHPUT_SECONDS)
+                run = f"t{i}c{connections}"
+                jobs += [(plain(run), closed), (hook(run), closed)]
         for i in range(LATENCY_ROUNDS):
             jobs += [(plain(f"l{i}"), opened), (hook(f"l{i}"), opened)]
         outcomes = run_loads(jobs)
         accepted = _accepted_pushes(webhook_port)
-    rates, latencies = outcomes[: 2 * THROUGHPUT_ROUNDS], outcomes[2 * THROUGHPUT_ROUNDS :]
+    closed_loops = 2 * THROUGHPUT_ROUNDS * len(THROUGHPUT_CONNECTIONS)
+    rates, latencies = outcomes[:closed_loops], outcomes[closed_loops:]
     return _Measured(
         bare_rate=max(rates[0::2], key=lambda o: o.per_second),
         hook_rate=max(rates[1::2], key=lambda o: o.per_second),
@@ -324,10 +332,12 @@ def _report(m: _Measured) -> list[Figure]:
     ]
     slowest = max(m.hook_latency.latencies) * ms
     notes = [
-        f"{CONNECTIONS} keep-alive connections from one load-generator process, rounds "
-        f"interleaved bare/webhook, {WARMUP:g} s warm-up each; pushes/s: best of "
-        f"{THROUGHPUT_ROUNDS} x {THROUGHPUT_SECONDS:g} s; latency: all of {LATENCY_ROUNDS} x "
-        f"{LATENCY_SECONDS:g} s at {RATE:.0f}/s",
+        "keep-alive connections from one load-generator process, rounds interleaved "
+        f"bare/webhook, {WARMUP:g} s warm-up each; pushes/s: the best of {THROUGHPUT_ROUNDS} x "
+        f"{THROUGHPUT_SECONDS:g} s at each of {' and '.join(map(str, THROUGHPUT_CONNECTIONS))} "
+        f"connections (best: webhook at {m.hook_rate.connections}, bare at "
+        f"{m.bare_rate.connections}); latency: all of {LATENCY_ROUNDS} x "
+        f"{LATENCY_SECONDS:g} s at {RATE:.0f}/s over {CONNECTIONS} connections",
         "baseline: a plain ASGI route answering 204, ahead of Starlette as the webhook's "
         "push route is, on the same uvicorn settings; "
         "ratio = value / baseline",
