@@ -177,6 +177,10 @@ def test_erp_sync_reads_from_the_earliest_and_drains_on_sigterm(world: ConsumerW
     assert len(world.actions()) == _stored(world)
 
     again = world.process("erp-sync")
+    # Serving /metrics: started, its SIGTERM handler set (the first process may have applied
+    # everything already, so the group is caught up before this one has even started).
+    wait_for(lambda: again.metrics() != "" or again.process.poll() is not None, "a restart")
+    again.assert_running()
     wait_for(lambda: world.caught_up("erp-sync"), "the rest after a restart")
     assert again.terminate() == 0, again.output()
     assert _stored(world) == len(events)
