@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -329,6 +330,11 @@ def run_writer(
             producer.close()
         raise
     acks = _Acks(conn, metrics)
+    # Everything built so far (modules, the producer) out of the collector's way, as the
+    # webhook does with its own heap: a full collection over it stalled every record in
+    # flight for a few hundred milliseconds (webhook p99 at 500/s: 258 ms).
+    gc.collect()
+    gc.freeze()
     stopped = threading.Event()
     sender = threading.Thread(target=acks.run, args=(stopped,), name="writer-acks", daemon=True)
     conn.send(("ready",))
