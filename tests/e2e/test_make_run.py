@@ -160,6 +160,10 @@ def _make_run_in_a_terminal(env: dict[str, str], stack_dir: Path, traffic_second
 
     def controlling_terminal() -> None:  # in the child, a session leader (start_new_session)
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        # As from an interactive shell: a pytest started in the background (`cmd &` without
+        # job control) ignores SIGINT, run.sh would inherit that, and bash cannot trap a
+        # signal ignored at its start: the Ctrl-C below would do nothing.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     process = subprocess.Popen(
         [str(RUN_SCRIPT)],
