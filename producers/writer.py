@@ -42,7 +42,6 @@ from orderflow.metrics import Metrics
 from orderflow.settings import Settings
 
 log = logging.getLogger(__name__)
-_PROTO = bool(os.environ.get("PROTO_LOOP"))
 
 _Record = tuple[int, str, bytes | None, bytes, Headers]
 _Counts = tuple[dict[str, float], dict[str, float], float]  # produced, errors by topic; renewals
