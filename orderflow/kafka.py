@@ -754,7 +754,13 @@ class Consumer:
 
     def close(self) -> None:
         # Never commit on close: only the runtime decides what is done.
-        self._consumer.close(autocommit=False)
+        try:
+            self._consumer.close(autocommit=False)
+        except kafka.errors.KafkaError as exc:
+            # kafka-python stops closing when a rebalance listener fails, leaving its network
+            # client (sockets, I/O thread) open: close that too.
+            log.warning("the consumer's close was cut short (%s); closing its connections", exc)
+            self._consumer._client.close()
 
 
 def _log_commit(offsets: Mapping[Any, Any], response: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import kafka
@@ -65,11 +66,16 @@ def test_a_commit_sent_from_on_revoked_lands_when_the_member_closes(
         time.sleep(0.5)
 
 
-def test_a_waiting_commit_from_on_revoked_fails_the_close(settings: Settings, unique: str) -> None:
+def test_a_waiting_commit_from_on_revoked_fails_and_the_close_still_closes(
+    settings: Settings, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # Why on_revoked must not wait: kafka-python 3 runs the listener on its I/O thread. If a
     # kafka-python release changes that, this fails, and waiting becomes possible again.
     topic, group = f"t{unique}.revoked", f"g{unique}"
     _topic_with_records(settings, topic, 3)
-    with pytest.raises(kafka.errors.KafkaError, match="rebalance callback"):
+    with caplog.at_level(logging.WARNING, logger="orderflow.kafka"):
         _read_all_then_close(settings, topic, group, wait=True)
     assert _committed(settings, topic, group) is None
+    # kafka-python raised "User rebalance callback throws an error" and left its client open;
+    # Consumer.close closed it anyway.
+    assert "rebalance callback" in caplog.text
