@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from schemas.models import OrderEvent
@@ -35,6 +36,12 @@ class OrderSnapshot:
             update_time=int(event.update_time.timestamp()),
             lines=tuple(Line(i.item_id, i.model_id, i.quantity) for i in event.items),
         )
+
+    def lines_digest(self) -> str:
+        """A digest of the lines, in order: equal for equal lines. The store keeps it with
+        the order to tell a snapshot that changes the lines from one that does not."""
+        text = ";".join(f"{line.item_id}:{line.model_id}:{line.quantity}" for line in self.lines)
+        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def quantities(self) -> dict[tuple[int, int], int]:
         """Quantity per ``(item_id, model_id)``: one model may appear on several lines (e.g.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -134,11 +134,16 @@ class ErpStore:
         # Python decides as the database would.
         heads = self._order_heads(conn, sorted({(s.shop_id, s.order_sn) for s in snapshots}))
         written, newest = _in_turn(snapshots, heads)
+        digests = {key: snapshot.lines_digest() for key, snapshot in newest.items()}
         inserted = bulk.insert_new_rows(
             conn,
             erp_orders,
             _ORDER_COLUMNS,
-            [_order_row(s, now) for key, s in sorted(newest.items()) if key not in heads],
+            [
+                _order_row(s, now, digests[key])
+                for key, s in sorted(newest.items())
+                if key not in heads
+            ],
             key=_ORDER_KEY,
         )
         raced = {key for key in newest if key not in heads and key not in inserted}
@@ -152,31 +157,38 @@ class ErpStore:
             erp_orders,
             _ORDER_KEY,
             _ORDER_COLUMNS[2:],
-            [_order_row(s, now) for key, s in sorted(newest.items()) if key not in inserted],
+            [
+                _order_row(s, now, digests[key])
+                for key, s in sorted(newest.items())
+                if key not in inserted
+            ],
         )
-        keys = sorted(newest)
-        bulk.delete_keys(conn, erp_order_lines, _ORDER_KEY, keys)
+        # Lines are written for new orders and for stored orders whose lines changed: most
+        # snapshots only move the status, and rewriting the same lines was most of the
+        # database's work per snapshot.
+        changed = sorted(
+            key for key in newest if key not in heads or heads[key].lines_digest != digests[key]
+        )
+        bulk.delete_keys(conn, erp_order_lines, _ORDER_KEY, [k for k in changed if k in heads])
         bulk.insert_rows(
             conn,
             erp_order_lines,
             _LINE_COLUMNS,
             [
                 (shop_id, order_sn, number, line.item_id, line.model_id, line.quantity)
-                for shop_id, order_sn in keys
+                for shop_id, order_sn in changed
                 for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
             ],
         )
         return written
 
-    def _order_heads(
-        self, conn: sa.Connection, keys: list[OrderKey]
-    ) -> dict[OrderKey, tuple[str, int]]:
-        """The stored ``(status, update_time)`` of the orders in ``keys`` that exist, locked
-        (PostgreSQL) in key order until the transaction ends."""
-        rows = bulk.select_keys(conn, erp_orders, _ORDER_KEY, _ORDER_COLUMNS[:4], keys, lock=True)
+    def _order_heads(self, conn: sa.Connection, keys: list[OrderKey]) -> dict[OrderKey, _Head]:
+        """What is stored of the orders in ``keys`` that exist, locked (PostgreSQL) in key
+        order until the transaction ends."""
+        rows = bulk.select_keys(conn, erp_orders, _ORDER_KEY, _HEAD_COLUMNS, keys, lock=True)
         return {
-            (int(shop_id), str(order_sn)): (str(status), int(update_time))
-            for shop_id, order_sn, status, update_time in rows
+            (int(shop_id), str(order_sn)): _Head(str(status), int(update_time), digest)
+            for shop_id, order_sn, status, update_time, digest in rows
         }
 
     def orders(self) -> list[OrderSnapshot]:
@@ -633,20 +645,39 @@ def _ledger_row(snapshot: OrderSnapshot, t: Transition, now: int) -> tuple[Any, 
 
 
 _ORDER_KEY = ("shop_id", "order_sn")
-_ORDER_COLUMNS = ("shop_id", "order_sn", "status", "update_time", "synced_at")
+_ORDER_COLUMNS = ("shop_id", "order_sn", "status", "update_time", "synced_at", "lines_digest")
+_HEAD_COLUMNS = ("shop_id", "order_sn", "status", "update_time", "lines_digest")
 _LINE_COLUMNS = ("shop_id", "order_sn", "line_no", "item_id", "model_id", "quantity")
 
 
-def _order_row(snapshot: OrderSnapshot, now: int) -> tuple[int, str, str, int, int]:
-    return (snapshot.shop_id, snapshot.order_sn, snapshot.status, snapshot.update_time, now)
+class _Head(NamedTuple):
+    """An order as stored: what decides whether a snapshot supersedes it and whether its
+    lines need writing."""
+
+    status: str
+    update_time: int
+    lines_digest: str | None
+
+
+def _order_row(
+    snapshot: OrderSnapshot, now: int, lines_digest: str
+) -> tuple[int, str, str, int, int, str]:
+    return (
+        snapshot.shop_id,
+        snapshot.order_sn,
+        snapshot.status,
+        snapshot.update_time,
+        now,
+        lines_digest,
+    )
 
 
 def _in_turn(
-    snapshots: Sequence[OrderSnapshot], heads: dict[OrderKey, tuple[str, int]]
+    snapshots: Sequence[OrderSnapshot], heads: dict[OrderKey, _Head]
 ) -> tuple[list[bool], dict[OrderKey, OrderSnapshot]]:
     """Per snapshot, whether it supersedes its order as stored (``heads``) and as left by the
     batch's earlier snapshots; and per order, the last snapshot that did."""
-    current = dict(heads)
+    current = {key: (head.status, head.update_time) for key, head in heads.items()}
     written: list[bool] = []
     newest: dict[OrderKey, OrderSnapshot] = {}
     for snapshot in snapshots:

@@ -17,6 +17,8 @@ erp_orders = sa.Table(
     sa.Column("status", sa.String(40), nullable=False),
     sa.Column("update_time", sa.BigInteger, nullable=False),
     sa.Column("synced_at", sa.BigInteger, nullable=False),
+    # OrderSnapshot.lines_digest of the stored lines (migration 0007; NULL: stored before).
+    sa.Column("lines_digest", sa.String(32), nullable=True),
 )
 
 erp_order_lines = sa.Table(

@@ -9,12 +9,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from consumers.erp.ledger import Holding, LineState, Shortage
 from consumers.erp.outbox import ActionRecord, Outbox
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore, StockCount, StockLevel
+from consumers.erp.tables import erp_order_lines, erp_orders
 from orderflow.db import create_engine
 from schemas.models import ActionLine, OrderAction
 
@@ -71,6 +73,37 @@ def one_batch_decides_each_snapshot_against_the_ones_before_it(engine: Engine) -
         order("A", "IN_CANCEL", 110, (1, 1, 2)),
         order("C", "READY_TO_SHIP", 8, (3, 3, 4)),
     ]
+
+
+def lines_are_written_only_when_they_change(engine: Engine) -> None:
+    """A snapshot that only moves the status leaves the stored lines alone (the store keeps a
+    digest of them with the order); changed lines, reordered lines and orders stored before
+    the digest existed get their lines written."""
+    store = ErpStore(engine)
+    lines = erp_order_lines.c
+
+    def tamper(sql: sa.Executable) -> None:
+        with engine.begin() as conn:
+            conn.execute(sql)
+
+    store.apply_orders([order("A", "UNPAID", 100, (1, 1, 2), (1, 2, 1))], now=1)
+    # The lines of A changed behind the store's back: a status-only snapshot must not touch
+    # them, which shows it did not rewrite them.
+    tamper(sa.update(erp_order_lines).where(lines.line_no == 2).values(quantity=7))
+    assert store.apply_orders([order("A", "READY_TO_SHIP", 110, (1, 1, 2), (1, 2, 1))], now=2)
+    assert store.orders()[0].lines == (Line(1, 1, 2), Line(1, 2, 7))
+    # Reordered lines are other lines (line numbers follow the order).
+    assert store.apply_orders([order("A", "PROCESSED", 120, (1, 2, 1), (1, 1, 2))], now=3)
+    assert store.orders() == [order("A", "PROCESSED", 120, (1, 2, 1), (1, 1, 2))]
+    # Stored without a digest (before migration 0007): its lines are written at its next
+    # change, even an unchanged one.
+    tamper(sa.update(erp_order_lines).where(lines.line_no == 1).values(quantity=9))
+    tamper(sa.update(erp_orders).values(lines_digest=None))
+    assert store.apply_orders([order("A", "SHIPPED", 130, (1, 2, 1), (1, 1, 2))], now=4)
+    assert store.orders() == [order("A", "SHIPPED", 130, (1, 2, 1), (1, 1, 2))]
+    # New lines replace the old ones, fewer or more.
+    assert store.apply_orders([order("A", "SHIPPED", 140, (3, 3, 3))], now=5)
+    assert store.orders() == [order("A", "SHIPPED", 140, (3, 3, 3))]
 
 
 def a_batch_larger_than_one_statement_is_written_whole(engine: Engine) -> None:
@@ -408,6 +441,7 @@ def actions_are_recorded_once_and_published_once(engine: Engine) -> None:
 CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
     one_batch_decides_each_snapshot_against_the_ones_before_it,
+    lines_are_written_only_when_they_change,
     a_batch_larger_than_one_statement_is_written_whole,
     a_refused_cancel_does_not_keep_the_order_from_taking_stock,
     a_cancel_is_claimed_only_for_an_order_that_holds_no_stock,
