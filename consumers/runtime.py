@@ -25,6 +25,14 @@ One batch:
    ``commit_interval``; at once after a failure, on a rebalance and at a stop), and tell the
    action outlet (``consumers.publishing``) that the handler recorded actions to publish.
 
+A handler that can start a batch and finish it later (``StartingHandler``: erp-sync on
+PostgreSQL, whose writes the database does while the consumer waits) has it started in step
+2 and finished in the next turn, right after the next batch is polled and decoded: the
+consumer's own work and the database's overlap instead of taking turns. Nothing else moves
+while a batch is in flight: its records are settled and committed, as above, when it is
+finished, before the next batch is started and before parked records are tried; a failure
+reads again the batch and what was polled after it; a stop finishes it.
+
 A circuit breaker (``consumers.breaker``) stops the consumer instead of dead-lettering when
 most recent records were poison. SIGTERM sets the stop flag; the batch in hand finishes and
 commits before the loop returns.
@@ -37,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol, runtime_checkable
 
 from consumers.breaker import CircuitBreaker
 from consumers.deadletter import DeadLetters
@@ -78,6 +86,29 @@ class Handler(Protocol):
         happened (``applied`` or ``unchanged``). Must be idempotent: a redelivered record
         changes nothing. Raises on failure; the runtime decides by ``kind_of``."""
         ...
+
+
+@runtime_checkable
+class StartingHandler(Handler, Protocol):
+    """A handler whose effect can be started and finished later: the runtime reads and
+    decodes its next batch while the effect's writes finish (erp-sync on PostgreSQL)."""
+
+    def start(self, deliveries: Sequence[Delivery]) -> Callable[[], list[str]] | None:
+        """Start the effect of every delivery; the returned call waits until it is durable
+        and returns, or raises, what ``handle`` would. May raise itself. None: this batch
+        cannot be started (the runtime calls ``handle``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A batch whose effect was started (``StartingHandler.start``) and not finished yet."""
+
+    records: Sequence[ConsumedRecord]
+    decoded: list[tuple[ConsumedRecord, OrderEvent | str]]
+    remaining: list[Delivery]  # handed to the handler
+    finish: Callable[[], list[str]]
+    started: float  # time.monotonic()
 
 
 class RecordSource(Protocol):
@@ -191,6 +222,7 @@ class ConsumerRuntime:
     _recorded: bool = False  # effects finished since the outlet was last told
     _last_timestamp_ms: dict[tuple[str, int], int] = field(default_factory=dict)
     _next_commit: float = 0.0  # from when (``clock``) finished offsets are committed
+    _flight: _Flight | None = None  # a started batch, finished in the next turn
 
     def __post_init__(self) -> None:
         # Every series this consumer may report exists from the start, at zero: Prometheus's
@@ -223,9 +255,16 @@ class ConsumerRuntime:
         self.commit_finished()
 
     def commit_finished(self) -> None:
-        """Commit the offsets of every record finished so far, now (at a stop: the group's
-        next member starts after them). A failure is logged: those records are read again
-        and change nothing."""
+        """Finish the batch in flight, if any, and commit the offsets of every record
+        finished so far, now (at a stop: the group's next member starts after them). A
+        transient failure is logged: the records concerned are read again and change
+        nothing."""
+        try:
+            self._land()
+        except Exception as exc:
+            if kind_of(exc) != "transient":
+                raise
+            log.warning("%s: could not finish the batch in flight: %s", self.name, exc)
         try:
             self._commit_due(force=True)
         except KafkaUnavailable as exc:
@@ -246,11 +285,17 @@ class ConsumerRuntime:
         """One batch (and due unparking, and action publishing); how many records it
         finished. Transient failures are waited out here; others propagate."""
         try:
-            self._unpark_due()
+            finished = 0
+            if self._unparking_due():
+                finished += self._land()  # parked records go after the batch in flight
+                self._unpark_due()
+            # With a batch in flight, take only what was fetched meanwhile: its effect is
+            # finished after this poll.
             records = self.consumer.poll(
-                self.config.poll_timeout, max_records=self.config.max_batch
+                0.0 if self._flight else self.config.poll_timeout,
+                max_records=self.config.max_batch,
             )
-            finished = self._process(records) if records else 0
+            finished += self._turn(records)
             self._commit_due()  # also when idle: offsets held back by the interval
             if self.actions is not None:
                 if self._recorded:
@@ -301,12 +346,78 @@ class ConsumerRuntime:
 
     # -- one batch ----------------------------------------------------------------------------
 
-    def _process(self, records: Sequence[ConsumedRecord]) -> int:
+    def _turn(self, records: Sequence[ConsumedRecord]) -> int:
+        """Finish the batch in flight (decoding ``records`` meanwhile), then handle
+        ``records``: started, when the handler can, else to the end. How many records
+        finished."""
+        flight, self._flight = self._flight, None
+        try:
+            decoded = [(record, self._decode(record)) for record in records]
+        except BaseException:
+            if flight is not None:
+                self._process(flight.records, flight.decoded, flight, also_rewind=records)
+            rewind(self.consumer, records)
+            raise
+        finished = 0
+        if flight is not None:
+            finished = self._process(flight.records, flight.decoded, flight, also_rewind=records)
+        if records:
+            self._flight = self._start(records, decoded)
+            if self._flight is None:
+                finished += self._process(records, decoded)
+        return finished
+
+    def _start(
+        self,
+        records: Sequence[ConsumedRecord],
+        decoded: list[tuple[ConsumedRecord, OrderEvent | str]],
+    ) -> _Flight | None:
+        """Start the effect of the batch, when the handler can (None: it cannot, or the batch
+        has nothing for it)."""
+        if not isinstance(self.handler, StartingHandler):
+            return None
+        remaining = self._deliverable(decoded)
+        if not remaining:
+            return None
         started = time.monotonic()
+        try:
+            finish = self.handler.start(remaining)
+        except Exception as exc:  # noqa: BLE001 - raised when the batch is finished
+            finish = _raising(exc)
+        if finish is None:
+            return None
+        return _Flight(records, decoded, remaining, finish, started)
+
+    def _land(self) -> int:
+        """Finish the batch in flight, if any; how many records finished."""
+        flight, self._flight = self._flight, None
+        return 0 if flight is None else self._process(flight.records, flight.decoded, flight)
+
+    def _deliverable(
+        self, decoded: list[tuple[ConsumedRecord, OrderEvent | str]]
+    ) -> list[Delivery]:
+        """The records for the handler: decodable, of shops that are not blocked."""
+        return [
+            Delivery(record, event)
+            for record, event in decoded
+            if isinstance(event, OrderEvent) and event.shop_id not in self._blocked
+        ]
+
+    def _process(
+        self,
+        records: Sequence[ConsumedRecord],
+        decoded: list[tuple[ConsumedRecord, OrderEvent | str]],
+        flight: _Flight | None = None,
+        also_rewind: Sequence[ConsumedRecord] = (),
+    ) -> int:
+        """Handle ``records`` (the ``flight`` they were started in, if any) to the end and
+        commit what finished. After a transient failure the unfinished records, and
+        ``also_rewind`` (read after them), are read again."""
+        started = time.monotonic() if flight is None else flight.started
         done: list[ConsumedRecord] = []
         pending: list[Future[Placed]] = []
         try:
-            self._handle(records, done, pending)
+            self._handle(records, decoded, done, pending, flight)
         except BaseException as exc:
             # Keep what finished; whatever failed (and what follows it) is read again.
             try:
@@ -316,7 +427,8 @@ class ConsumerRuntime:
             # Even when that commit failed: else the unfinished records would be skipped.
             if kind_of(exc) == "transient":
                 finished = {id(record) for record in done}
-                rewind(self.consumer, [r for r in records if id(r) not in finished])
+                unfinished = [r for r in records if id(r) not in finished]
+                rewind(self.consumer, [*unfinished, *also_rewind])
             raise
         self._commit(records, done, pending)
         self.metrics.consumer_processing_seconds.labels(self.name).observe(
@@ -327,18 +439,20 @@ class ConsumerRuntime:
     def _handle(
         self,
         records: Sequence[ConsumedRecord],
+        decoded: list[tuple[ConsumedRecord, OrderEvent | str]],
         done: list[ConsumedRecord],
         pending: list[Future[Placed]],
+        flight: _Flight | None,
     ) -> None:
-        decoded = [(record, self._decode(record)) for record in records]
-        remaining = [
-            Delivery(record, event)
-            for record, event in decoded
-            if isinstance(event, OrderEvent) and event.shop_id not in self._blocked
-        ]
+        remaining = self._deliverable(decoded) if flight is None else flight.remaining
+        started = None if flight is None else flight.finish
         while remaining:
             try:
-                outcomes = self.handler.handle(remaining)
+                if started is not None:
+                    finish, started = started, None
+                    outcomes = finish()
+                else:
+                    outcomes = self.handler.handle(remaining)
             except PartialFailure as failure:
                 # The handler says where it stopped: keep what finished, settle the failed
                 # record by its kind, and hand it the rest (other records of a shop that
@@ -511,6 +625,12 @@ class ConsumerRuntime:
         self.parked.park(shop_id, reason, [record], int(self.clock()))
         self.metrics.records_consumed.labels(record.topic, self.name, "parked").inc()
 
+    def _unparking_due(self) -> bool:
+        now = self.clock()
+        return now >= self._next_parked_scan or any(
+            now >= until for until, _ in self._blocked.values()
+        )
+
     def _unpark_due(self) -> None:
         now = self.clock()
         if now >= self._next_parked_scan:
@@ -568,6 +688,13 @@ class ConsumerRuntime:
             return
         self.breaker.record(False)
         self.metrics.records_consumed.labels(delivery.record.topic, self.name, outcome).inc()
+
+
+def _raising(exc: Exception) -> Callable[[], NoReturn]:
+    def finish() -> NoReturn:
+        raise exc
+
+    return finish
 
 
 def _finished_prefix(

@@ -18,7 +18,9 @@ Guarantees callers rely on, on SQLite and PostgreSQL alike:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -100,6 +102,7 @@ class ErpStore:
         self._engine = engine
         self._attempts = attempts
         self._postgres = engine.dialect.name == "postgresql"
+        self._writer: ThreadPoolExecutor | None = None  # start_orders' second steps
 
     # -- orders (erp-sync) -------------------------------------------------------------
 
@@ -119,16 +122,64 @@ class ErpStore:
         transaction for each snapshot that was stored."""
 
         def work(conn: sa.Connection) -> list[bool]:
-            written = self._apply_orders(conn, snapshots, now)
-            if actions is not None:
-                insert_actions(conn, [actions(i) for i, ok in enumerate(written) if ok])
+            written, write = self._apply_orders(conn, snapshots, now, actions)
+            write(conn)
             return written
 
         return self._in_write_transaction(work)
 
+    @property
+    def writes_in_background(self) -> bool:
+        """Whether ``start_orders`` leaves writes to its writer thread (PostgreSQL)."""
+        return self._postgres
+
+    def start_orders(
+        self,
+        snapshots: Sequence[OrderSnapshot],
+        now: int,
+        *,
+        actions: Callable[[int], ActionRow] | None = None,
+    ) -> Callable[[], list[bool]]:
+        """``apply_orders`` in two steps, for a caller with other work meanwhile: the stored
+        orders are read and locked, the batch decided and its new orders inserted here; the
+        remaining writes and the commit run on the store's writer thread. The returned call
+        waits for them and returns what ``apply_orders`` returns, or raises what it raises.
+
+        On PostgreSQL the second step is most of the server's work per batch (the actions,
+        the lines, the updates); the caller (erp-sync) reads and decodes its next batch
+        while the server does it. The writer thread only hands prepared rows to the driver
+        and waits, so it hardly competes with the caller for the interpreter. SQLite does
+        all of it here: its writes are this process's own CPU."""
+
+        def again() -> list[bool]:
+            return self.apply_orders(snapshots, now, actions=actions)
+
+        if not self._postgres:
+            written = again()
+            return lambda: written
+        conn = self._engine.connect()
+        try:
+            written, write = self._apply_orders(conn, snapshots, now, actions)
+        except BaseException as exc:
+            _abandon(conn)
+            if not _retryable(exc):
+                raise
+            written = again()  # a racer got there first: from the start, with retries
+            return lambda: written
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="erp-store-writer")
+        return self._writer.submit(_finish, conn, write, written, again).result
+
     def _apply_orders(
-        self, conn: sa.Connection, snapshots: Sequence[OrderSnapshot], now: int
-    ) -> list[bool]:
+        self,
+        conn: sa.Connection,
+        snapshots: Sequence[OrderSnapshot],
+        now: int,
+        actions: Callable[[int], ActionRow] | None,
+    ) -> tuple[list[bool], Callable[[sa.Connection], None]]:
+        """Decide the batch against what is stored and insert its new orders; what was
+        decided, and the writes left to do (in the same transaction), whose results nobody
+        needs."""
         # A few statements per batch, not three per snapshot, each handed the whole batch
         # (consumers.erp.bulk). What is stored is read (and locked) first, so deciding in
         # Python decides as the database would.
@@ -152,35 +203,31 @@ class ErpStore:
             # to lock): decide again against what it stored.
             heads.update(self._order_heads(conn, sorted(raced)))
             written, newest = _in_turn(snapshots, heads)
-        bulk.update_rows(
-            conn,
-            erp_orders,
-            _ORDER_KEY,
-            _ORDER_COLUMNS[2:],
-            [
-                _order_row(s, now, digests[key])
-                for key, s in sorted(newest.items())
-                if key not in inserted
-            ],
-        )
+        updates = [
+            _order_row(s, now, digests[key])
+            for key, s in sorted(newest.items())
+            if key not in inserted
+        ]
         # Lines are written for new orders and for stored orders whose lines changed: most
         # snapshots only move the status, and rewriting the same lines was most of the
         # database's work per snapshot.
         changed = sorted(
             key for key in newest if key not in heads or heads[key].lines_digest != digests[key]
         )
-        bulk.delete_keys(conn, erp_order_lines, _ORDER_KEY, [k for k in changed if k in heads])
-        bulk.insert_rows(
-            conn,
-            erp_order_lines,
-            _LINE_COLUMNS,
-            [
-                (shop_id, order_sn, number, line.item_id, line.model_id, line.quantity)
-                for shop_id, order_sn in changed
-                for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
-            ],
-        )
-        return written
+        lines = [
+            (shop_id, order_sn, number, line.item_id, line.model_id, line.quantity)
+            for shop_id, order_sn in changed
+            for number, line in enumerate(newest[(shop_id, order_sn)].lines, start=1)
+        ]
+        recorded = [] if actions is None else [actions(i) for i, ok in enumerate(written) if ok]
+
+        def write(conn: sa.Connection) -> None:
+            bulk.update_rows(conn, erp_orders, _ORDER_KEY, _ORDER_COLUMNS[2:], updates)
+            bulk.delete_keys(conn, erp_order_lines, _ORDER_KEY, [k for k in changed if k in heads])
+            bulk.insert_rows(conn, erp_order_lines, _LINE_COLUMNS, lines)
+            insert_actions(conn, recorded)
+
+        return written, write
 
     def _order_heads(self, conn: sa.Connection, keys: list[OrderKey]) -> dict[OrderKey, _Head]:
         """What is stored of the orders in ``keys`` that exist, locked (PostgreSQL) in key
@@ -602,10 +649,45 @@ class ErpStore:
                 with write_transaction(self._engine) as conn:
                     return work(conn)
             except sa.exc.DBAPIError as exc:
-                sqlstate = getattr(exc.orig, "sqlstate", None)
-                if sqlstate not in _RETRY_SQLSTATES or attempt == self._attempts:
+                if not _retryable(exc) or attempt == self._attempts:
                     raise
         raise AssertionError("unreachable")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A racer got there first (``_RETRY_SQLSTATES``): the transaction may be tried again."""
+    return (
+        isinstance(exc, sa.exc.DBAPIError)
+        and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    )
+
+
+def _abandon(conn: sa.Connection) -> None:
+    """Roll back and close ``conn`` after a failure (which the caller raises: a failure to
+    roll back on a broken connection must not hide it)."""
+    with contextlib.suppress(sa.exc.SQLAlchemyError):
+        conn.rollback()
+    with contextlib.suppress(sa.exc.SQLAlchemyError):
+        conn.close()
+
+
+def _finish(
+    conn: sa.Connection,
+    write: Callable[[sa.Connection], None],
+    written: list[bool],
+    again: Callable[[], list[bool]],
+) -> list[bool]:
+    """``start_orders``' second step, on the writer thread: the writes left and the commit."""
+    try:
+        write(conn)
+        conn.commit()
+    except BaseException as exc:
+        _abandon(conn)
+        if not _retryable(exc):
+            raise
+        return again()
+    conn.close()
+    return written
 
 
 _LEDGER_COLUMNS = (

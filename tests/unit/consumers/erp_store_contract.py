@@ -9,11 +9,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from consumers.erp.ledger import Holding, LineState, Shortage
-from consumers.erp.outbox import ActionRecord, Outbox
+from consumers.erp.outbox import ActionRecord, ActionRow, Outbox
 from consumers.erp.snapshot import Line, OrderSnapshot
 from consumers.erp.store import ErpStore, StockCount, StockLevel
 from consumers.erp.tables import erp_order_lines, erp_orders
@@ -104,6 +105,36 @@ def lines_are_written_only_when_they_change(engine: Engine) -> None:
     # New lines replace the old ones, fewer or more.
     assert store.apply_orders([order("A", "SHIPPED", 140, (3, 3, 3))], now=5)
     assert store.orders() == [order("A", "SHIPPED", 140, (3, 3, 3))]
+
+
+def orders_started_and_finished_later_are_stored_as_applied_ones(engine: Engine) -> None:
+    """``start_orders`` then its finish does what ``apply_orders`` does (on PostgreSQL the
+    second half on the store's writer thread), actions included; a failure in either half
+    stores nothing of the batch."""
+    store = ErpStore(engine)
+    store.apply_orders([order("A", "UNPAID", 100, (1, 1, 1))], now=1)
+
+    def recorded(sn: str) -> Callable[[int], ActionRow]:
+        return lambda i: ActionRow.of(_action(f"{sn}-{i}", sn, "erp-sync"))
+
+    batch = [
+        order("A", "READY_TO_SHIP", 110, (1, 1, 1)),
+        order("B", "UNPAID", 5, (2, 2, 2)),
+        order("A", "UNPAID", 90),  # stale
+    ]
+    finish = store.start_orders(batch, now=2, actions=recorded("x"))
+    assert finish() == [True, True, False]
+    assert store.orders() == [batch[0], batch[1]]
+    assert [a.action_id for a in ActionRecord(engine).all()] == ["x-0", "x-1"]
+
+    def broken(i: int) -> ActionRow:
+        return ActionRow.of(_action("y", "C", "erp-sync"))._replace(kind=None)  # type: ignore[arg-type]
+
+    failing = [order("C", "UNPAID", 7, (3, 3, 3)), order("A", "SHIPPED", 120, (1, 1, 1))]
+    with pytest.raises(sa.exc.DBAPIError):
+        store.start_orders(failing, now=3, actions=broken)()
+    assert store.orders() == [batch[0], batch[1]]  # neither C nor A's SHIPPED
+    assert len(ActionRecord(engine).all()) == 2
 
 
 def a_batch_larger_than_one_statement_is_written_whole(engine: Engine) -> None:
@@ -442,6 +473,7 @@ CHECKS: list[Callable[[Engine], None]] = [
     orders_keep_only_the_newest_snapshot,
     one_batch_decides_each_snapshot_against_the_ones_before_it,
     lines_are_written_only_when_they_change,
+    orders_started_and_finished_later_are_stored_as_applied_ones,
     a_batch_larger_than_one_statement_is_written_whole,
     a_refused_cancel_does_not_keep_the_order_from_taking_stock,
     a_cancel_is_claimed_only_for_an_order_that_holds_no_stock,

@@ -34,6 +34,7 @@ from tests.unit.consumers.twins import (
     InstantStop,
     ScriptedHandler,
     Sent,
+    StartingScriptedHandler,
     dead_letters,
     migrated_engine,
     order_event,
@@ -100,10 +101,11 @@ def make_rig(engine: Engine, metrics: Metrics) -> MakeRig:
         breaker: CircuitBreaker | None = None,
         max_batch: int = 500,
         commit_interval: float = 0.0,
+        starting: bool = False,
     ) -> Rig:
         source = InMemorySource(partitions=partitions)
         actions = ActionRecord(engine)
-        handler = ScriptedHandler(actions)
+        handler = (StartingScriptedHandler if starting else ScriptedHandler)(actions)
         producer = FakeProducer()
         clock = FakeClock()
         parked = ParkedRecords(engine, handler.name)
@@ -407,6 +409,142 @@ def test_a_transient_failure_whose_commit_also_fails_still_reads_the_rest_again(
     # B and C were never finished: they must not be skipped because a commit failed.
     assert r.handler.applied == ["A", "X", "B", "C"]
     assert r.source.committed == {P0: 4}
+
+
+# -- batches started and finished later (erp-sync on PostgreSQL) -----------------------------
+
+
+def starting_rig(make_rig: MakeRig, **options: int) -> tuple[Rig, StartingScriptedHandler]:
+    r = make_rig(starting=True, **options)
+    assert isinstance(r.handler, StartingScriptedHandler)
+    return r, r.handler
+
+
+def test_a_started_batch_is_finished_after_the_next_poll_and_before_the_next_start(
+    make_rig: MakeRig,
+) -> None:
+    r, handler = starting_rig(make_rig)
+    polls = r.source.poll
+
+    def poll(timeout: float = 1.0, max_records: int | None = None) -> list[ConsumedRecord]:
+        handler.log.append(f"poll {timeout}")
+        return polls(timeout, max_records)
+
+    r.source.poll = poll  # type: ignore[method-assign]
+    r.add(*events("A", "B"))
+    assert r.run_once() == 0  # started, not finished: nothing to commit yet
+    assert r.handler.applied == []
+    assert r.source.committed == {}
+    r.add(*events("C"))
+    assert r.run_once() == 2
+    assert r.source.committed == {P0: 2}
+    assert r.run_once() == 1
+    assert r.source.committed == {P0: 3}
+    assert r.handler.applied == ["A", "B", "C"]
+    # With a batch in flight the poll does not wait: the batch is finished right after it.
+    assert handler.log == [
+        "poll 0.0",
+        "start AB",
+        "poll 0.0",
+        "finish AB",
+        "start C",
+        "poll 0.0",
+        "finish C",
+    ]
+    assert r.runtime.run_once() == 0
+    assert handler.log[-1] == "poll 0.0"  # the rig's poll_timeout; nothing in flight
+
+
+def test_a_started_batch_failing_transiently_is_read_again_with_what_was_read_after_it(
+    make_rig: MakeRig,
+) -> None:
+    r, handler = starting_rig(make_rig, partitions=2)
+    r.add(*events("A", "B"))
+    handler.fail("B", Transient("the database is away"), times=1)
+    r.run_once()
+    r.add(*events("C"))  # read while A and B are in flight
+    r.add(*events("D"), partition=1)
+    assert r.run_once() == 0
+    assert r.source.committed == {}
+    # A and B, and everything read after them, are read again: P1 from D, not after it.
+    assert r.source.seeks == [(TOPIC, 0, 0), (TOPIC, 1, 0)]
+    assert r.metric("orderflow_consumer_transient_retries_total", consumer=NAME) == 1
+    r.run_once()
+    r.run_once()
+    assert r.handler.applied == ["A", "B", "C", "D"]
+    assert r.source.committed == {P0: 3, P1: 1}
+
+
+def test_a_started_batch_refused_for_good_is_handled_record_by_record(
+    make_rig: MakeRig,
+) -> None:
+    r, handler = starting_rig(make_rig)
+    r.add(*events("A", "X", "B"))
+    handler.fail("X", Poison("refused"), times=1)
+    r.run_once()
+    assert r.runtime.run_once() == 3
+    assert handler.log == ["start AXB", "finish AXB"]
+    assert handler.calls[1:] == [["A"], ["X"], ["B"]]
+    assert r.handler.applied == ["A", "X", "B"]  # X's second try went through
+    assert r.source.committed == {P0: 3}
+
+
+def test_a_batch_that_fails_to_start_fails_when_it_is_finished(make_rig: MakeRig) -> None:
+    r, handler = starting_rig(make_rig)
+    r.add(*events("A", "B"))
+    handler.start_fails = Transient("the database is away")
+    assert r.run_once() == 0
+    assert r.run_once() == 0  # the failure, settled as a transient one: read again
+    assert r.source.seeks == [(TOPIC, 0, 0)]
+    assert r.source.committed == {}
+    r.run_once()
+    assert r.run_once() == 2
+    assert r.handler.applied == ["A", "B"]
+    assert r.source.committed == {P0: 2}
+
+
+def test_a_batch_the_handler_cannot_start_is_handled_at_once(make_rig: MakeRig) -> None:
+    r, handler = starting_rig(make_rig)
+    handler.can_start = False
+    r.add(*events("A", "B"))
+    assert r.run_once() == 2
+    assert r.source.committed == {P0: 2}
+
+
+def test_a_stop_finishes_the_batch_in_flight_and_commits_it(make_rig: MakeRig) -> None:
+    r, handler = starting_rig(make_rig, max_batch=2)
+    r.add(*events("A", "B", "C"))
+    stop = InstantStop()
+    polls = r.source.poll
+
+    def poll(timeout: float = 1.0, max_records: int | None = None) -> list[ConsumedRecord]:
+        stop.set()  # SIGTERM arrives while A and B are read, then started
+        return polls(timeout, max_records)
+
+    r.source.poll = poll  # type: ignore[method-assign]
+    r.runtime.run(stop)
+    assert handler.log == ["start AB", "finish AB"]
+    assert r.handler.applied == ["A", "B"]
+    assert r.source.committed == {P0: 2}
+
+
+def test_parked_records_are_tried_after_the_batch_in_flight(make_rig: MakeRig) -> None:
+    r, handler = starting_rig(make_rig)
+    handler.block(SHOP, ShopAccessLost("Shopee error shop_access_expired"))
+    r.add(order_event("A"), order_event("B", shop_id=OTHER_SHOP))
+    r.run_once()
+    r.run_once()  # the batch fails as a whole: A parked, B applied on its own
+    assert r.handler.applied == ["B"]
+    assert r.parked.count() == 1
+    handler.unblock(SHOP)
+    r.add(order_event("C", shop_id=OTHER_SHOP))
+    r.run_once()  # C started
+    r.clock.advance(300)
+    r.run_once()
+    assert handler.log[-2:] == ["start C", "finish C"]
+    assert handler.calls[-2:] == [["C"], ["A"]]  # C finished, then the parked A
+    assert r.handler.applied == ["B", "C", "A"]
+    assert r.parked.count() == 0
 
 
 # -- blocked shops ----------------------------------------------------------------------------

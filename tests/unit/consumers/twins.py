@@ -382,3 +382,31 @@ class ScriptedHandler:
             else:
                 self._by_order[event.order_sn] = (exc, times - 1)
         raise exc
+
+
+class StartingScriptedHandler(ScriptedHandler):
+    """A ``ScriptedHandler`` whose batches are started and finished later, as erp-sync's are
+    on PostgreSQL (``consumers.runtime.StartingHandler``): ``start`` notes the batch, and
+    its effect happens, all or nothing, when the runtime calls the returned finish. ``log``
+    lists the starts and finishes in order ("start AB", "finish AB")."""
+
+    def __init__(self, actions: ActionRecord | None = None) -> None:
+        super().__init__(actions)
+        self.log: list[str] = []
+        self.can_start = True  # False: start says it cannot (the runtime calls handle)
+        self.start_fails: BaseException | None = None  # raised by the next start
+
+    def start(self, deliveries: Sequence[Delivery]) -> Callable[[], list[str]] | None:
+        if not self.can_start:
+            return None
+        names = "".join(d.event.order_sn for d in deliveries)
+        self.log.append(f"start {names}")
+        if self.start_fails is not None:
+            exc, self.start_fails = self.start_fails, None
+            raise exc
+
+        def finish() -> list[str]:
+            self.log.append(f"finish {names}")
+            return self.handle(deliveries)
+
+        return finish
