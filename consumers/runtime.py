@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from orderflow.kafka import (
     ConsumedRecord,
     KafkaUnavailable,
     Placed,
+    next_offsets,
     rewind,
     wait_all,
 )
@@ -458,8 +460,7 @@ class ConsumerRuntime:
                 # record by its kind, and hand it the rest (other records of a shop that
                 # just got blocked are parked below, in order).
                 count = len(failure.outcomes)
-                for delivery, outcome in zip(remaining, failure.outcomes, strict=False):
-                    self._finished(delivery.record, outcome, done)
+                self._all_finished(remaining[:count], failure.outcomes, done)
                 self._failed(remaining[count], failure.cause, done, pending)
                 remaining = [
                     d for d in remaining[count + 1 :] if d.event.shop_id not in self._blocked
@@ -470,8 +471,7 @@ class ConsumerRuntime:
                 log.info("%s: batch failed (%s); handling its records one by one", self.name, exc)
                 break
             else:
-                for delivery, outcome in zip(remaining, outcomes, strict=True):
-                    self._finished(delivery.record, outcome, done)
+                self._all_finished(remaining, outcomes, done)
                 remaining = []
         # Left: poison, records of blocked shops, and those of a batch that failed as a
         # whole. None shares an order with a record finished above, so each order's records
@@ -528,6 +528,21 @@ class ConsumerRuntime:
             self.metrics.decode_errors.labels(record.topic).inc()
             return f"not an OrderEvent: {exc}"
 
+    def _all_finished(
+        self, deliveries: Sequence[Delivery], outcomes: Sequence[str], done: list[ConsumedRecord]
+    ) -> None:
+        """``_finished`` for a batch, counted per outcome instead of per record."""
+        if len(outcomes) != len(deliveries):
+            raise ValueError(f"{len(outcomes)} outcomes for {len(deliveries)} deliveries")
+        done.extend(delivery.record for delivery in deliveries)
+        for _ in deliveries:
+            self.breaker.record(False)
+        self._recorded = True
+        for (topic, outcome), count in Counter(
+            (d.record.topic, outcome) for d, outcome in zip(deliveries, outcomes, strict=True)
+        ).items():
+            self.metrics.records_consumed.labels(topic, self.name, outcome).inc(count)
+
     def _finished(self, record: ConsumedRecord, outcome: str, done: list[ConsumedRecord]) -> None:
         done.append(record)
         self.breaker.record(False)
@@ -569,15 +584,21 @@ class ConsumerRuntime:
         once ``config.commit_interval`` passed since the last commit."""
         wait_all(pending, time.monotonic() + 30.0, what="dead letters")
         owned = self.consumer.assignment()
-        finished = {(r.topic, r.partition, r.offset) for r in done}
-        for tp, offset in _finished_prefix(records, finished).items():
+        if len(done) == len(records):  # all of them (the usual case): no gaps to look for
+            prefix = next_offsets(records)
+        else:
+            finished = {(r.topic, r.partition, r.offset) for r in done}
+            prefix = _finished_prefix(records, finished)
+        for tp, offset in prefix.items():
             if tp in owned:
                 self._uncommitted[tp] = offset
+        latest: dict[tuple[str, int], int] = {}
         for record in done:
             tp = (record.topic, record.partition)
-            self._last_timestamp_ms[tp] = max(
-                self._last_timestamp_ms.get(tp, 0), record.timestamp_ms
-            )
+            if record.timestamp_ms > latest.get(tp, 0):
+                latest[tp] = record.timestamp_ms
+        for tp, timestamp_ms in latest.items():
+            self._last_timestamp_ms[tp] = max(self._last_timestamp_ms.get(tp, 0), timestamp_ms)
         self._commit_due(force)
 
     def _commit_due(self, force: bool = False) -> None:
