@@ -1,6 +1,5 @@
 """The relay process that publishes a consumer's actions lives and dies with its consumer:
-killed consumers leave no relay behind, and a relay that dies stops its consumer. It runs at
-a lower priority than its consumer."""
+killed consumers leave no relay behind, and a relay that dies stops its consumer."""
 
 from __future__ import annotations
 
@@ -63,10 +62,6 @@ def test_a_relay_that_dies_stops_its_consumer_loudly(world: ConsumerWorld) -> No
     world.catch_up(erp)
     relay = erp.runtime.actions
     assert isinstance(relay, RelayProcess) and relay.pid is not None
-
-    # The relay runs below its consumer's priority: effects and offsets come first.
-    lowered = os.getpriority(os.PRIO_PROCESS, 0) + 10
-    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, relay.pid) == lowered, "the relay's priority")
 
     os.kill(relay.pid, signal.SIGKILL)
     with pytest.raises(RelayFailed, match="action relay stopped"):
