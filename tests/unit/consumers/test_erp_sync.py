@@ -130,3 +130,9 @@ def test_erp_sync_leaves_stock_alone(rig: Rig) -> None:
     rig.handle(ev("READY_TO_SHIP", T0, ((1001, 1, 2),)), ev("CANCELLED", T0 + 1))
     (level,) = rig.store.stock()
     assert (level.on_hand, level.reserved) == (5, 0)
+
+
+def test_on_sqlite_a_batch_is_handled_not_started(rig: Rig) -> None:
+    # SQLite's writes are this process's own CPU: nothing to overlap, the runtime calls handle.
+    assert rig.handler.start([delivery(STORED)]) is None
+    assert rig.store.orders() == []
