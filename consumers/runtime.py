@@ -460,7 +460,7 @@ class ConsumerRuntime:
                 # record by its kind, and hand it the rest (other records of a shop that
                 # just got blocked are parked below, in order).
                 count = len(failure.outcomes)
-                self._all_finished(remaining[:count], failure.outcomes, done)
+                self._finished(remaining[:count], failure.outcomes, done)
                 self._failed(remaining[count], failure.cause, done, pending)
                 remaining = [
                     d for d in remaining[count + 1 :] if d.event.shop_id not in self._blocked
@@ -471,7 +471,7 @@ class ConsumerRuntime:
                 log.info("%s: batch failed (%s); handling its records one by one", self.name, exc)
                 break
             else:
-                self._all_finished(remaining, outcomes, done)
+                self._finished(remaining, outcomes, done)
                 remaining = []
         # Left: poison, records of blocked shops, and those of a batch that failed as a
         # whole. None shares an order with a record finished above, so each order's records
@@ -497,7 +497,7 @@ class ConsumerRuntime:
         except Exception as exc:  # noqa: BLE001 - settled by kind; the others re-raised
             self._failed(delivery, unwrap(exc), done, pending)
             return
-        self._finished(delivery.record, outcome, done)
+        self._finished([delivery], [outcome], done)
 
     def _failed(
         self,
@@ -528,10 +528,10 @@ class ConsumerRuntime:
             self.metrics.decode_errors.labels(record.topic).inc()
             return f"not an OrderEvent: {exc}"
 
-    def _all_finished(
+    def _finished(
         self, deliveries: Sequence[Delivery], outcomes: Sequence[str], done: list[ConsumedRecord]
     ) -> None:
-        """``_finished`` for a batch, counted per outcome instead of per record."""
+        """Note ``deliveries`` as finished with ``outcomes``, counted per outcome."""
         if len(outcomes) != len(deliveries):
             raise ValueError(f"{len(outcomes)} outcomes for {len(deliveries)} deliveries")
         done.extend(delivery.record for delivery in deliveries)
@@ -542,12 +542,6 @@ class ConsumerRuntime:
             (d.record.topic, outcome) for d, outcome in zip(deliveries, outcomes, strict=True)
         ).items():
             self.metrics.records_consumed.labels(topic, self.name, outcome).inc(count)
-
-    def _finished(self, record: ConsumedRecord, outcome: str, done: list[ConsumedRecord]) -> None:
-        done.append(record)
-        self.breaker.record(False)
-        self._recorded = True
-        self.metrics.records_consumed.labels(record.topic, self.name, outcome).inc()
 
     def _dead_letter(
         self, record: ConsumedRecord, reason: str, pending: list[Future[Placed]]
