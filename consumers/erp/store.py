@@ -154,7 +154,7 @@ class ErpStore:
         def again() -> list[bool]:
             return self.apply_orders(snapshots, now, actions=actions)
 
-        if not self._postgres:
+        if not self.writes_in_background:
             written = again()
             return lambda: written
         conn = self._engine.connect()
