@@ -74,7 +74,7 @@ def _actions(events: Sequence[OrderEvent], now: int) -> Callable[[int], ActionRo
             kind="erp_upsert",
             outcome="applied",
             now=now,
-            lines=[(line.item_id, line.model_id, line.quantity) for line in event.items],
+            every_line=True,
             details={"status": event.status},
             facts=(event.status, int(event.update_time.timestamp())),
         )

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 import kafka
 import kafka.errors
@@ -71,14 +72,16 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-@dataclass(frozen=True)
-class ConsumedRecord:
+class ConsumedRecord(NamedTuple):
+    """One record as a consumer read it. A named tuple: one is made per record polled, and a
+    tuple is made in a third of a frozen dataclass's time."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Mapping[str, bytes] = field(default_factory=dict)
+    headers: Mapping[str, bytes] = MappingProxyType({})
     timestamp_ms: int = 0
 
     def header(self, name: str) -> str | None:
@@ -857,13 +860,13 @@ def next_offsets(records: Iterable[ConsumedRecord]) -> dict[tuple[str, int], int
 
 def _consumed(raw: Any) -> ConsumedRecord:
     return ConsumedRecord(
-        topic=raw.topic,
-        partition=raw.partition,
-        offset=raw.offset,
-        key=raw.key,
-        value=raw.value,
-        headers={name: value or b"" for name, value in (raw.headers or [])},
-        timestamp_ms=int(raw.timestamp or 0),
+        raw.topic,
+        raw.partition,
+        raw.offset,
+        raw.key,
+        raw.value,
+        {name: value or b"" for name, value in (raw.headers or [])},
+        int(raw.timestamp or 0),
     )
 
 

@@ -113,6 +113,20 @@ def test_an_action_names_each_line_by_the_event_s_sku() -> None:
     assert values["occurred_at"] == "2023-11-14T22:13:20.123000+00:00"
 
 
+@settings(max_examples=60, deadline=None)  # generating events takes most of it
+@given(event=events, now=moments)
+def test_every_line_names_the_event_s_lines_as_listing_them_does(
+    event: OrderEvent, now: float
+) -> None:
+    listed = [(line.item_id, line.model_id, line.quantity) for line in event.items]
+    options = {"consumer": "erp-sync", "kind": "erp_upsert", "outcome": "applied", "now": now}
+    assert action_values(event, every_line=True, **options) == action_values(  # type: ignore[arg-type]
+        event,
+        lines=listed,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 @given(action=actions)
 def test_a_stored_action_is_published_as_the_codec_encodes_its_model(action: OrderAction) -> None:
     codec = AvroCodec(OrderAction, ACTIONS_TOPIC, InMemorySchemaRegistry())
