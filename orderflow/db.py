@@ -19,6 +19,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# libpq waits without limit by default: for a connection to open, and on an open one whose
+# server went silent (a partition that drops packets instead of refusing them), so every
+# process would hang with no error to retry on. With these a silent server fails the call
+# within about a minute (an OperationalError: transient, retried with backoff): connecting
+# gives up after 10 s, an idle connection is probed after 30 s of silence, and sent data
+# left unacknowledged for 60 s drops the connection. A URL that sets any of them keeps its
+# own value. No statement timeout: a long import or migration is not a fault.
+POSTGRES_CONNECT_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
 # Any constant works; it only has to be the same for every replica that migrates.
 _MIGRATION_LOCK_ID = 0x6F72646572666C6F
 
@@ -49,8 +64,14 @@ def create_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    given = sa.engine.make_url(url).query
     return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True
+        url,
+        connect_args={k: v for k, v in POSTGRES_CONNECT_DEFAULTS.items() if k not in given},
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        hide_parameters=True,
     )
 
 
