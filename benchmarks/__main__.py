@@ -27,7 +27,7 @@ from pathlib import Path
 
 from benchmarks.machine import ROOT, describe
 from benchmarks.report import Figure, print_summary, unmet, write_results
-from benchmarks.stack import running_stack
+from benchmarks.stack import running_stack, sigterm_as_interrupt
 from tests.integration.stack import Stack
 
 RESULTS = ROOT / "bench" / "results.json"
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures: list[Figure] = []
     failed: list[str] = []
     postgres_url = None
-    with ExitStack() as stack_scope:
+    with sigterm_as_interrupt(), ExitStack() as stack_scope:
         stack: Stack | None = None
         for benchmark in benchmarks:
             if benchmark.needs_stack and stack is None:

@@ -9,9 +9,11 @@ stopped.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from tests.integration.stack import STACK_SCRIPT, Stack, find_or_start, parse_env, stop
 
@@ -44,3 +46,20 @@ def running_stack(stack: Stack | None = None) -> Iterator[Stack]:
     finally:
         if found.stack_dir is not None:
             stop(found.stack_dir)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Until the block ends, SIGTERM raises ``KeyboardInterrupt`` (in the main thread), so a
+    harness stopped by a signal tears down what it started (stacks, brokers, processes) as
+    it does on Ctrl-C. By default SIGTERM ends Python at once, and the JVMs it started kept
+    running with their ports and memory."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.stack import running_stack
+from benchmarks.stack import running_stack, sigterm_as_interrupt
 from chaos.results import RESULTS, ScenarioResult, line, table, write
 from chaos.scenarios import SCENARIOS, Scenario
 from chaos.world import FULL, TRIMMED, Scale, SetupFailed
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = TRIMMED if args.trimmed else FULL
     say(f"chaos: {', '.join(names)}; {scale}; logs under {workdir}")
     began = time.monotonic()
-    with running_stack() as stack:
+    with sigterm_as_interrupt(), running_stack() as stack:
         results = run(names, stack, workdir, scale)
     write(results, args.results)
     say(f"\n{table(results)}\n")
