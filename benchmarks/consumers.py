@@ -499,10 +499,24 @@ def pairs(runs: list[tuple[int, Run]], bare: list[Run]) -> list[Pair]:
     return paired
 
 
-def median_pair(runs: list[tuple[int, Run]], bare: list[Run]) -> Pair:
+def median_pair(paired: list[Pair]) -> Pair:
     """The pair with the median ratio (the lower middle of an even number)."""
-    ranked = sorted(pairs(runs, bare), key=lambda pair: pair.ratio)
+    ranked = sorted(paired, key=lambda pair: pair.ratio)
     return ranked[(len(ranked) - 1) // 2]
+
+
+def _subject_note(subject: Subject, paired: list[Pair], chosen: Pair, fastest_bare: float) -> str:
+    """Every round of ``subject``, the run its figure reports (``chosen``), and its best
+    round over the fastest bare run (how the ratio was taken before 2026-12-02)."""
+    best = max(pair.run.per_second for pair in paired)
+    rounds = ", ".join(f"{pair.run.per_second:,.0f}/s ({pair.ratio:.3f})" for pair in paired)
+    return (
+        f"{subject.consumer} on {subject.database}: per round {rounds}; figure: "
+        f"{chosen.run.events:,} events in {chosen.run.seconds:.2f} s, "
+        f"{chosen.run.actions:,} actions published; "
+        f"{chosen.run.cpu.describe('consumer', 'its action relay')}; best round "
+        f"{best:,.0f}/s, over the fastest bare run: {best / fastest_bare:.3f}"
+    )
 
 
 # -- the benchmark -------------------------------------------------------------------------------
@@ -544,7 +558,8 @@ def run(stack: Stack | None = None) -> list[Figure]:
                     f"{measured.actions} actions for {EVENTS} new snapshots"
                 )
     # In a fixed order (erp-sync first), whichever round each ran in.
-    chosen = {s: median_pair(runs[s], bare) for s in EVERY_ROUND + ONCE if s in runs}
+    paired = {s: pairs(runs[s], bare) for s in EVERY_ROUND + ONCE if s in runs}
+    chosen = {s: median_pair(subject_pairs) for s, subject_pairs in paired.items()}
     figures = [
         figure(
             s.figure_name,
@@ -568,16 +583,7 @@ def run(stack: Stack | None = None) -> list[Figure]:
         f"baseline {BASELINE}: kafka-python poll + AvroCodec.decode, "
         f"{len(bare)} runs: {', '.join(f'{run.per_second:,.0f}' for run in bare)}/s; "
         f"{bare_cpu.describe('this process')}",
-        *(
-            f"{s.consumer} on {s.database}: per round "
-            + ", ".join(f"{p.run.per_second:,.0f}/s ({p.ratio:.3f})" for p in pairs(runs[s], bare))
-            + f"; figure: {pair.run.events:,} events in {pair.run.seconds:.2f} s, "
-            f"{pair.run.actions:,} actions published; "
-            f"{pair.run.cpu.describe('consumer', 'its action relay')}; best round "
-            f"{max(r.per_second for _, r in runs[s]):,.0f}/s, over the fastest bare run: "
-            f"{max(r.per_second for _, r in runs[s]) / fastest_bare:.3f}"
-            for s, pair in chosen.items()
-        ),
+        *(_subject_note(s, paired[s], pair, fastest_bare) for s, pair in chosen.items()),
         *(
             []
             if found.postgres_url

@@ -27,7 +27,7 @@ def test_a_figure_reports_the_run_with_the_median_ratio_not_the_median_speed() -
     bare = [run(12_000), run(12_000), run(8_000), run(8_000)]
     # Ratios 0.5, 0.521 (over 9,600/s) and 0.475: by speed the middle run is round 1.
     runs = [(0, run(6_000)), (1, run(5_000)), (2, run(3_800))]
-    chosen = median_pair(runs, bare)
+    chosen = median_pair(pairs(runs, bare))
     assert chosen.run.per_second == pytest.approx(6_000)
     assert chosen.ratio == pytest.approx(0.5)
 
@@ -35,4 +35,4 @@ def test_a_figure_reports_the_run_with_the_median_ratio_not_the_median_speed() -
 def test_of_an_even_number_of_runs_the_lower_middle_counts() -> None:
     bare = [run(8_000)] * 5
     runs = [(i, run(per_second)) for i, per_second in enumerate((4_000, 3_000, 5_000, 6_000))]
-    assert median_pair(runs, bare).run.per_second == pytest.approx(4_000)
+    assert median_pair(pairs(runs, bare)).run.per_second == pytest.approx(4_000)
