@@ -69,4 +69,6 @@ chaos: setup ## fault scenarios, each with its numbers and PASS/FAIL (SCENARIOS=
 	@$(STACK_ENV); $(PY) -m chaos $(SCENARIOS)
 
 clean: down ## stop the stack and remove its state and downloads
+	@# PostgreSQL's files, when stack.sh had to put them outside the checkout (its pg-home).
+	rm -rf "$$(grep -s '^/var/tmp/orderflow-postgres-' deploy/local/.stack/pg-home || true)"
 	rm -rf deploy/local/.stack deploy/local/target

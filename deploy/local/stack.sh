@@ -197,23 +197,49 @@ as_postgres() {
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Where PostgreSQL's files live (its data directory "pg" and "postgres.log"): STACK_DIR,
+# unless the stack runs as root and the 'postgres' account cannot reach STACK_DIR (a checkout
+# under a directory closed to other users, such as one `mktemp -d` made): then a directory of
+# its own under /var/tmp, named after STACK_DIR. The choice is noted in STACK_DIR/pg-home when
+# the cluster is created, so that down, env and status find it; a stack directory without
+# the note keeps its files in STACK_DIR, as before.
+pg_home() {
+  if [[ -f "$STACK_DIR/pg-home" ]]; then cat "$STACK_DIR/pg-home"; else echo "$STACK_DIR"; fi
+}
+
+choose_pg_home() {
+  local home="$STACK_DIR"
+  if [[ "$(id -u)" == 0 ]]; then
+    chown -R postgres "$STACK_DIR" && chmod 755 "$STACK_DIR"
+    if ! runuser -u postgres -- test -w "$STACK_DIR"; then
+      home="/var/tmp/orderflow-postgres-$(printf '%s' "$STACK_DIR" | cksum | cut -d' ' -f1)"
+      # A new cluster for a new stack directory: whatever an earlier one of the same name left
+      # (its stack directory removed by `make clean`) goes.
+      rm -rf "$home" && mkdir -p "$home" && chown postgres "$home" && chmod 700 "$home"
+      log "the 'postgres' account cannot reach $STACK_DIR (a parent directory is closed to it); PostgreSQL's files go to $home"
+    fi
+  fi
+  echo "$home" >"$STACK_DIR/pg-home"
+}
+
 start_postgres() {
   postgres_enabled || return 0
-  local data="$STACK_DIR/pg"
-  if as_postgres "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  local home; home="$(pg_home)"
+  if as_postgres "$PG_BIN/pg_ctl" -D "$home/pg" status >/dev/null 2>&1; then
     log "postgres already running"
   else
     port_open "$POSTGRES_PORT" && die "port $POSTGRES_PORT is taken by another process; set POSTGRES_PORT."
-    if [[ ! -f "$data/PG_VERSION" ]]; then
-      mkdir -p "$data"
-      [[ "$(id -u)" == 0 ]] && chown -R postgres "$STACK_DIR" && chmod 755 "$STACK_DIR"
-      as_postgres "$PG_BIN/initdb" -D "$data" -U orderflow --auth=trust -E UTF8 >"$STACK_DIR/pg-init.log" 2>&1 \
+    if [[ ! -f "$home/pg/PG_VERSION" ]]; then
+      choose_pg_home
+      home="$(pg_home)"
+      as_postgres mkdir -p "$home/pg"
+      as_postgres "$PG_BIN/initdb" -D "$home/pg" -U orderflow --auth=trust -E UTF8 >"$STACK_DIR/pg-init.log" 2>&1 \
         || die "initdb failed; see $STACK_DIR/pg-init.log"
     fi
-    [[ "$(id -u)" == 0 ]] && touch "$STACK_DIR/postgres.log" && chown postgres "$STACK_DIR/postgres.log"
-    as_postgres "$PG_BIN/pg_ctl" -D "$data" -l "$STACK_DIR/postgres.log" -w -t 60 \
-      -o "-p $POSTGRES_PORT -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
-      || die "PostgreSQL did not start; see $STACK_DIR/postgres.log"
+    [[ "$(id -u)" == 0 ]] && touch "$home/postgres.log" && chown postgres "$home/postgres.log"
+    as_postgres "$PG_BIN/pg_ctl" -D "$home/pg" -l "$home/postgres.log" -w -t 60 \
+      -o "-p $POSTGRES_PORT -k $home/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+      || die "PostgreSQL did not start; see $home/postgres.log"
   fi
   # orderflow's own database, and the registry's beside it (its tables are its own business).
   # Checked on every start: a stack directory from before the registry used PostgreSQL lacks it.
@@ -225,15 +251,15 @@ start_postgres() {
 create_database() { # name
   local found
   found="$(as_postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='$1'")" || die "PostgreSQL did not answer; see $STACK_DIR/postgres.log"
+    "SELECT 1 FROM pg_database WHERE datname='$1'")" || die "PostgreSQL did not answer; see $(pg_home)/postgres.log"
   [[ "$found" == 1 ]] || as_postgres "$PG_BIN/createdb" -h 127.0.0.1 -p "$POSTGRES_PORT" -U orderflow "$1" >&2 \
-    || die "could not create the PostgreSQL database $1; see $STACK_DIR/postgres.log"
+    || die "could not create the PostgreSQL database $1; see $(pg_home)/postgres.log"
 }
 
 print_env() {
   echo "export ORDERFLOW_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT}"
   echo "export ORDERFLOW_SCHEMA_REGISTRY_URL=http://127.0.0.1:${REGISTRY_PORT}/apis/ccompat/v7"
-  if postgres_enabled && [[ -f "$STACK_DIR/pg/PG_VERSION" ]]; then
+  if postgres_enabled && [[ -f "$(pg_home)/pg/PG_VERSION" ]]; then
     echo "export ORDERFLOW_DATABASE_URL=postgresql://orderflow@127.0.0.1:${POSTGRES_PORT}/orderflow"
   fi
 }
@@ -290,8 +316,8 @@ down() {
   [[ -d "$STACK_DIR" ]] || { log "nothing to stop"; return 0; }
   stop_pid registry
   stop_pid kafka
-  if postgres_enabled && [[ -f "$STACK_DIR/pg/PG_VERSION" ]]; then
-    as_postgres "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg" -m fast -w stop >/dev/null 2>&1 && log "postgres stopped" || true
+  if postgres_enabled && [[ -f "$(pg_home)/pg/PG_VERSION" ]]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$(pg_home)/pg" -m fast -w stop >/dev/null 2>&1 && log "postgres stopped" || true
   fi
   # Anything of ours that lost its pid file is found by the marker on its command line.
   pkill -KILL -f -- "-Dorderflow.stack=$STACK_DIR( |$)" 2>/dev/null || true
@@ -303,7 +329,7 @@ status() {
     if pid_alive "$s"; then echo "$s: running (pid $(cat "$STACK_DIR/$s.pid"))"; else echo "$s: stopped"; fi
   done
   if postgres_enabled; then
-    if as_postgres "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg" status >/dev/null 2>&1; then echo "postgres: running"; else echo "postgres: stopped"; fi
+    if as_postgres "$PG_BIN/pg_ctl" -D "$(pg_home)/pg" status >/dev/null 2>&1; then echo "postgres: running"; else echo "postgres: stopped"; fi
   fi
 }
 

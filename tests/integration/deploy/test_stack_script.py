@@ -7,13 +7,16 @@ stack the rest of the suite uses.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests.e2e.postgres_instance import server_binaries
 from tests.integration.stack import EXPORT_LINE, STACK_SCRIPT, LocalStack
 
 
@@ -78,3 +81,31 @@ def test_first_run_fetches_on_stderr_and_prints_only_exports(tmp_path: Path) -> 
         down = stack.down()
         shutil.rmtree(stack.stack_dir, ignore_errors=True)
     assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another account")
+def test_a_checkout_the_postgres_account_cannot_reach_still_gets_its_database() -> None:
+    """As root, under a directory closed to other users (what `mktemp -d` makes, where a new
+    user may clone), PostgreSQL's files go where its account can reach them."""
+    if server_binaries() is None:
+        pytest.skip("no PostgreSQL server binaries")
+    closed = Path(tempfile.mkdtemp(prefix="orderflow-closed-"))  # mode 0700, owned by root
+    stack = LocalStack(closed / "checkout" / ".stack")
+    stack.stack_dir.mkdir(parents=True)
+    home = None
+    try:
+        up = stack.run("up")
+        assert up.returncode == 0, up.stderr
+        assert "ORDERFLOW_DATABASE_URL" in up.stdout
+        home = Path((stack.stack_dir / "pg-home").read_text().strip())
+        assert not home.is_relative_to(closed)
+        assert (home / "pg" / "PG_VERSION").exists()
+        assert stack.run("status").stdout.count("postgres: running") == 1
+        down = stack.down()
+        assert down.returncode == 0, down.stderr
+        assert stack.run("status").stdout.count("postgres: stopped") == 1
+    finally:
+        stack.down()
+        shutil.rmtree(closed, ignore_errors=True)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
